@@ -1,0 +1,213 @@
+"""The MLP (§2.2) and its explicit backpropagation (§2.4.3–2.4.4) against jax.grad."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from dlcourse import mlp as M
+
+
+def _problem(key, depth, loss, output, activation, *, batch=7, d=5, k=3):
+    """A random MLP with `depth` weight layers and a batch of data for `loss`."""
+    k_init, k_x, k_y, k_b = jax.random.split(key, 4)
+    sizes = (d, *[6, 4, 5][: depth - 1], k)
+    params = M.mlp_init(k_init, sizes, activation=activation, dtype=jnp.float64)
+    # Nonzero biases, so that a bias bug cannot hide behind b = 0.
+    params = jax.tree.map(
+        lambda p: p + 0.1 * jax.random.normal(k_b, p.shape, p.dtype), params
+    )
+    x = jax.random.normal(k_x, (batch, d), jnp.float64)
+    if loss == "quadratic":
+        y = jax.random.normal(k_y, (batch, k), jnp.float64)
+    elif output == "softmax":
+        y = jax.random.randint(k_y, (batch,), 0, k)
+    else:
+        y = jax.random.bernoulli(k_y, 0.5, (batch, k)).astype(jnp.float64)
+    return params, x, y
+
+
+CASES = [
+    ("quadratic", "identity"),
+    ("quadratic", "sigmoid"),
+    ("quadratic", "tanh"),
+    ("quadratic", "softmax"),
+    ("cross_entropy", "softmax"),
+    ("cross_entropy", "sigmoid"),
+]
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 4])
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "leaky_relu", "prelu"])
+@pytest.mark.parametrize("loss,output", CASES)
+def test_backprop_matches_jax_grad(key, depth, activation, loss, output):
+    with jax.enable_x64(True):
+        params, x, y = _problem(key, depth, loss, output, activation)
+        kw = dict(activation=activation, output=output, loss=loss)
+        value, grads = M.mlp_backprop(params, x, y, **kw)
+        expected_value, expected = jax.value_and_grad(M.mlp_loss)(params, x, y, **kw)
+        chex.assert_trees_all_equal_structs(grads, params)
+        chex.assert_trees_all_equal_shapes(grads, params)
+        chex.assert_trees_all_close(value, expected_value, rtol=1e-12)
+        chex.assert_trees_all_close(grads, expected, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("l1,l2", [(0.0, 0.3), (0.2, 0.0), (0.05, 0.1)])
+@pytest.mark.parametrize("use_jit", [False, True])
+def test_backprop_with_penalty_matches_jax_grad(key, l1, l2, use_jit):
+    with jax.enable_x64(True):
+        params, x, y = _problem(key, 3, "cross_entropy", "softmax", "tanh")
+        kw = dict(activation="tanh", output="softmax", loss="cross_entropy", l1=l1, l2=l2)
+        backprop = jax.jit(M.mlp_backprop, static_argnames=tuple(kw)) if use_jit else (
+            M.mlp_backprop
+        )
+        _, grads = backprop(params, x, y, **kw)
+        expected = jax.grad(M.mlp_loss)(params, x, y, **kw)
+        chex.assert_trees_all_close(grads, expected, rtol=1e-10, atol=1e-14)
+        # The biases carry no penalty: their gradient is the penalty-free one.
+        _, free = M.mlp_backprop(params, x, y, **{**kw, "l1": 0.0, "l2": 0.0})
+        chex.assert_trees_all_close(grads["fc2"]["b"], free["fc2"]["b"], rtol=1e-12)
+
+
+def test_backprop_matches_finite_differences(key):
+    """Central differences, a witness independent of autodiff (§2.4.3)."""
+    with jax.enable_x64(True):
+        params, x, y = _problem(key, 3, "quadratic", "sigmoid", "tanh")
+        kw = dict(activation="tanh", output="sigmoid", loss="quadratic", l2=0.01)
+        _, grads = M.mlp_backprop(params, x, y, **kw)
+        flat, unravel = jax.flatten_util.ravel_pytree(params)
+        h = 1e-6
+        fd = np.empty(flat.shape)
+        for i in range(flat.size):
+            e = jnp.zeros_like(flat).at[i].set(h)
+            fd[i] = (
+                M.mlp_loss(unravel(flat + e), x, y, **kw)
+                - M.mlp_loss(unravel(flat - e), x, y, **kw)
+            ) / (2 * h)
+        # Central differences err by O(h^2 f''') plus rounding O(eps / h) ~ 1e-10.
+        np.testing.assert_allclose(jax.flatten_util.ravel_pytree(grads)[0], fd, atol=1e-8)
+
+
+def test_backward_returns_input_gradient(key):
+    with jax.enable_x64(True):
+        params, x, _ = _problem(key, 3, "quadratic", "identity", "relu")
+        da = jax.random.normal(key, (7, 3), jnp.float64)
+        _, cache = M.mlp_forward(params, x, activation="relu")
+        grads, dx = M.mlp_backward(params, cache, da, activation="relu")
+        _, vjp = jax.vjp(lambda p, x: M.mlp_forward(p, x, activation="relu")[1]["a3"], params, x)
+        expected_grads, expected_dx = vjp(da)
+        chex.assert_trees_all_close(grads, expected_grads, rtol=1e-10, atol=1e-14)
+        chex.assert_trees_all_close(dx, expected_dx, rtol=1e-10, atol=1e-14)
+
+
+def test_dense_backward_matches_vjp(key):
+    with jax.enable_x64(True):
+        k1, k2, k3 = jax.random.split(key, 3)
+        params = M.dense_init(k1, 5, 3, dtype=jnp.float64)
+        h = jax.random.normal(k2, (4, 5), jnp.float64)
+        da = jax.random.normal(k3, (4, 3), jnp.float64)
+        _, vjp = jax.vjp(M.dense_apply, params, h)
+        chex.assert_trees_all_close(M.dense_backward(params, h, da), vjp(da), rtol=1e-10)
+
+
+def test_init_tree_and_shapes(key):
+    params = M.mlp_init(key, (40, 100, 100, 10))
+    assert jax.tree.map(jnp.shape, params) == {
+        "fc1": {"W": (100, 40), "b": (100,)},
+        "fc2": {"W": (100, 100), "b": (100,)},
+        "fc3": {"W": (10, 100), "b": (10,)},
+    }
+    # (40*100 + 100) + (100*100 + 100) + (100*10 + 10)
+    assert sum(p.size for p in jax.tree.leaves(params)) == 15_210
+    assert all(np.all(layer["b"] == 0) for layer in params.values())
+    prelu = M.mlp_init(key, (4, 3, 2), activation="prelu")
+    assert jax.tree.map(jnp.shape, prelu)["fc1"] == {"W": (3, 4), "b": (3,), "alpha": (3,)}
+    assert "alpha" not in prelu["fc2"]
+
+
+def test_forward_hand_computed():
+    """A 2-2-1 network worked by hand: a1 = b1 + W1 x, h1 = relu(a1), f = b2 + W2 h1."""
+    params = {
+        "fc1": {"W": jnp.array([[1.0, -1.0], [2.0, 0.5]]), "b": jnp.array([0.0, -1.0])},
+        "fc2": {"W": jnp.array([[1.0, -2.0]]), "b": jnp.array([0.5])},
+    }
+    x = jnp.array([[1.0, 2.0]])
+    # a1 = [1 - 2, 2 + 1 - 1] = [-1, 2]; h1 = [0, 2]; f = 0.5 + 0 - 4 = -3.5
+    y, cache = M.mlp_forward(params, x, activation="relu")
+    np.testing.assert_allclose(cache["a1"], [[-1.0, 2.0]])
+    np.testing.assert_allclose(cache["h1"], [[0.0, 2.0]])
+    np.testing.assert_allclose(y, [[-3.5]])
+    np.testing.assert_allclose(M.mlp_apply(params, x, activation="relu", output="sigmoid"),
+                               [[1 / (1 + np.exp(3.5))]], rtol=1e-6)
+
+
+def test_single_neuron_and_hornik_special_cases(key):
+    x = jax.random.normal(key, (6, 3))
+    neuron = M.mlp_init(key, (3, 1))
+    y = M.mlp_apply(neuron, x, output="sigmoid")
+    w, b = neuron["fc1"]["W"][0], neuron["fc1"]["b"][0]
+    np.testing.assert_allclose(y[:, 0], jax.nn.sigmoid(x @ w + b), rtol=1e-6)
+    hornik = M.mlp_init(key, (3, 8, 1))
+    F = M.mlp_apply(hornik, x, activation="sigmoid")
+    v, W, b1 = hornik["fc2"]["W"][0], hornik["fc1"]["W"], hornik["fc1"]["b"]
+    np.testing.assert_allclose(F[:, 0], jax.nn.sigmoid(x @ W.T + b1) @ v, rtol=1e-5)
+
+
+def test_custom_vjp_sgd_matches_autodiff(key):
+    """100 SGD steps with the explicit backward pass give autodiff's parameters."""
+    with jax.enable_x64(True):
+        params, x, y = _problem(key, 3, "cross_entropy", "softmax", "tanh", batch=32)
+        opt = optax.sgd(0.1)
+
+        def loss_explicit(p):
+            probs = M.mlp_apply_explicit(p, x, "tanh", "softmax")
+            return -jnp.mean(jnp.log(probs[jnp.arange(len(y)), y]))
+
+        def loss_autodiff(p):
+            probs = M.mlp_apply(p, x, activation="tanh", output="softmax")
+            return -jnp.mean(jnp.log(probs[jnp.arange(len(y)), y]))
+
+        def train(loss):
+            @jax.jit
+            def step(p, s):
+                updates, s = opt.update(jax.grad(loss)(p), s)
+                return optax.apply_updates(p, updates), s
+
+            p, s = params, opt.init(params)
+            for _ in range(100):
+                p, s = step(p, s)
+            return p
+
+        explicit, autodiff = train(loss_explicit), train(loss_autodiff)
+        chex.assert_trees_all_close(explicit, autodiff, rtol=1e-10, atol=1e-13)
+        # and training did move the parameters
+        assert float(jnp.abs(explicit["fc1"]["W"] - params["fc1"]["W"]).max()) > 1e-2
+
+
+def test_mlp_layer_protocol(key):
+    model = M.mlp((16, 8), 10, activation="tanh")
+    out_shape, params, state = model.init(key, (8, 8, 1))
+    assert out_shape == (10,) and state == {}
+    assert params["fc1"]["W"].shape == (16, 64)
+    y, new_state = model.apply(params, state, jnp.ones((5, 8, 8, 1)), train=True)
+    chex.assert_shape(y, (5, 10))
+    assert new_state == {}
+    shapes = jax.eval_shape(lambda k: model.init(k, (40,))[1], key)
+    assert shapes["fc3"]["W"].shape == (10, 8)
+
+
+def test_errors_name_the_argument(key):
+    with pytest.raises(ValueError, match=r"sizes\[1\]=0"):
+        M.mlp_init(key, (4, 0, 2))
+    with pytest.raises(ValueError, match="activation='swish'"):
+        M.mlp_init(key, (4, 2), activation="swish")
+    with pytest.raises(ValueError, match="hidden\\[0\\]=-3"):
+        M.mlp((-3,), 2)
+    params = M.mlp_init(key, (4, 2))
+    with pytest.raises(ValueError, match="h has 5 features but W expects 4"):
+        M.mlp_apply(params, jnp.ones((3, 5)))
+    with pytest.raises(ValueError, match="cross_entropy needs output='softmax' or 'sigmoid'"):
+        _, cache = M.mlp_forward(params, jnp.ones((3, 4)))
+        M.output_gradient(cache, jnp.zeros(3, int), loss="cross_entropy", output="identity")
