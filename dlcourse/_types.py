@@ -46,6 +46,11 @@ class Layer(NamedTuple):
         dropout on and makes batch norm use and update its batch statistics.  A layer
         without state returns ``state`` unchanged.
 
+    ``info`` describes the layer for tables such as ``dlcourse summary``: a dict with at
+    least ``"kind"`` (``"conv"``, ``"dense"``, ``"serial"`` ...) and the layer's
+    hyper-parameters (``filters``, ``kernel``, ``stride``, ``padding``); combinators list
+    their named children under ``"children"``.  Nothing in ``init``/``apply`` reads it.
+
     Everything the later chapters need fits this one signature: dropout reads ``key``
     and ``train``, batch norm keeps its running mean and variance in ``state``, a
     recurrent layer keeps its carried hidden state there when asked to carry it from
@@ -55,6 +60,7 @@ class Layer(NamedTuple):
 
     init: Callable[..., tuple[Shape, Params, State]]
     apply: Callable[..., tuple[Array, State]]
+    info: Mapping[str, Any] | None = None
 
 
 def weight_mask(params: Params) -> Any:

@@ -45,6 +45,7 @@ from dlcourse import activations as act
 from dlcourse import init as initializers
 from dlcourse import losses
 from dlcourse._types import Array, Layer, Params, PRNGKey, Shape, State
+from dlcourse.dropout import check_drop_rate, dropout_mask
 
 HIDDEN_ACTIVATIONS = (*act.ACTIVATIONS, "prelu")
 OUTPUT_FUNCTIONS = (*act.ACTIVATIONS, "softmax")
@@ -192,19 +193,37 @@ def _psi(a: Array, output: str) -> Array:
 
 
 def mlp_forward(
-    params: Params, x: Array, *, activation: str = "relu", output: str = "identity"
+    params: Params,
+    x: Array,
+    *,
+    activation: str = "relu",
+    output: str = "identity",
+    drop_rate: float = 0.0,
+    input_drop_rate: float = 0.0,
+    key: PRNGKey | None = None,
+    train: bool = False,
 ) -> tuple[Array, dict[str, Array]]:
     r"""The forward pass of §2.4.3: $f(x, \theta)$ and every stored $a^{(k)}$, $h^{(k)}$.
+
+    With ``train=True`` and a dropout rate, each hidden unit (rate ``drop_rate``) and
+    each input (rate ``input_drop_rate``) is set to 0 independently, survivors scaled
+    by $1/(1-p)$ (:func:`dlcourse.layers.dropout`, §2.4.6); the cache then holds the
+    dropped $h^{(k)}$, which the next layer sees, and the scaled masks ``m{k}``.
 
     Args:
       params: from :func:`mlp_init`.
       x: inputs ``(B, N_0)``.
       activation: hidden activation $\phi$, a name of :data:`HIDDEN_ACTIVATIONS`.
       output: output function $\psi$, a name of :data:`OUTPUT_FUNCTIONS`.
+      drop_rate: dropout probability of the hidden units, in [0, 1).
+      input_drop_rate: dropout probability of the inputs, in [0, 1).
+      key: PRNG key for the dropout masks; needed when ``train`` and a rate is > 0.
+      train: dropout is on in training only.
 
     Returns:
       ``(f, cache)`` with ``f = h^{(L+1)}`` of shape ``(B, N_{L+1})`` and
-      ``cache = {"h0": x, "a1": ..., "h1": ..., ..., "a{L+1}": ..., "h{L+1}": f}``.
+      ``cache = {"h0": x, "a1": ..., "h1": ..., ..., "a{L+1}": ..., "h{L+1}": f}``
+      (plus ``"m0"``, ``"m1"``, ... where dropout acted).
     """
     _check_names("mlp_forward", activation=activation, output=output)
     n = num_layers(params)
@@ -213,12 +232,27 @@ def mlp_forward(
             f"mlp_forward: x must be a batch of vectors (B, {params['fc1']['W'].shape[1]}), "
             f"got x.shape={x.shape}; flatten images with x.reshape(len(x), -1)."
         )
-    cache = {"h0": x}
-    h = x
+    rates = [check_drop_rate("mlp_forward", "input_drop_rate", input_drop_rate)]
+    rates += [check_drop_rate("mlp_forward", "drop_rate", drop_rate)] * (n - 1)
+    drops = train and any(rates)
+    if drops and key is None:
+        raise ValueError(
+            "mlp_forward: train=True with a dropout rate > 0 needs a PRNG key; pass key=..."
+        )
+    keys = jax.random.split(key, n) if drops else [None] * n
+    cache = {}
+
+    def maybe_drop(k: int, h: Array) -> Array:
+        if drops and rates[k] > 0:
+            cache[f"m{k}"] = dropout_mask(keys[k], h.shape, rates[k], h.dtype)
+            return h * cache[f"m{k}"]
+        return h
+
+    h = cache["h0"] = maybe_drop(0, x)
     for k in range(1, n + 1):
         layer = params[f"fc{k}"]
         a = dense_apply(layer, h)
-        h = _phi(layer, a, activation) if k < n else _psi(a, output)
+        h = maybe_drop(k, _phi(layer, a, activation)) if k < n else _psi(a, output)
         cache[f"a{k}"], cache[f"h{k}"] = a, h
     return h, cache
 
@@ -242,7 +276,8 @@ def mlp_backward(
       \nabla_{h^{(k-1)}} = W^{(k)\top} \nabla_{a^{(k)}}, \quad
       \nabla_{a^{(k-1)}} = \nabla_{h^{(k-1)}} \odot \phi'(a^{(k-1)}),$$
 
-    each summed over the batch.  For parametric ReLU also
+    each summed over the batch; where dropout acted in the forward pass, $\nabla_{h^{(k)}}$
+    is multiplied by the same scaled mask ``cache["m{k}"]``.  For parametric ReLU also
     $\nabla_{\alpha^{(k)}} = \sum_i \nabla_{h^{(k)}} \odot \min(a^{(k)}, 0)$.
 
     The course writes $\nabla_{W^{(L+1)}} = (f(x) - e(y))\, a^{(L)}(x)^\top$ for the output
@@ -266,6 +301,8 @@ def mlp_backward(
         layer = params[f"fc{k}"]
         g, dh = dense_backward(layer, cache[f"h{k - 1}"], da)
         grads[f"fc{k}"] = {**g, **grads.get(f"fc{k}", {})}  # keep a PReLU slope set below
+        if f"m{k - 1}" in cache:  # dropout: h^(k-1) = phi(a^(k-1)) * mask
+            dh = dh * cache[f"m{k - 1}"]
         if k > 1:
             a_below, below = cache[f"a{k - 1}"], params[f"fc{k - 1}"]
             if activation == "prelu":
@@ -453,13 +490,18 @@ def _mlp_layer_apply(
     train: bool = False,
     activation: str,
     output: str,
+    drop_rate: float,
+    input_drop_rate: float,
     explicit_backprop: bool,
 ) -> tuple[Array, State]:
-    del key, train  # deterministic; dropout arrives with the regularization chapter
     h = x.reshape(x.shape[0], -1)
     if explicit_backprop:
         return mlp_apply_explicit(params, h, activation, output), state
-    return mlp_apply(params, h, activation=activation, output=output), state
+    y, _ = mlp_forward(
+        params, h, activation=activation, output=output, drop_rate=drop_rate,
+        input_drop_rate=input_drop_rate, key=key, train=train,
+    )
+    return y, state
 
 
 def mlp(
@@ -469,6 +511,8 @@ def mlp(
     activation: str = "relu",
     output: str = "identity",
     w_init: str = "glorot_uniform",
+    dropout: float = 0.0,
+    input_dropout: float = 0.0,
     explicit_backprop: bool = False,
 ) -> Layer:
     r"""An MLP as a :class:`~dlcourse.Layer`: what the training loop and the CLI use (§2.2).
@@ -484,9 +528,19 @@ def mlp(
       activation: hidden activation $\phi$.
       output: output function $\psi$.
       w_init: weight initializer name.
-      explicit_backprop: differentiate through :func:`mlp_apply_explicit`.
+      dropout: dropout probability of the hidden units in training (§2.4.6; the course
+        suggests 0.5).
+      input_dropout: dropout probability of the inputs (the course suggests 0.2).
+      explicit_backprop: differentiate through :func:`mlp_apply_explicit` (no dropout).
     """
     hidden = tuple(hidden)
+    dropout = check_drop_rate("mlp", "dropout", dropout)
+    input_dropout = check_drop_rate("mlp", "input_dropout", input_dropout)
+    if explicit_backprop and (dropout or input_dropout):
+        raise ValueError(
+            "mlp: explicit_backprop=True differentiates the deterministic network; use "
+            "dropout=0 and input_dropout=0 with it (mlp_backward itself handles masks)."
+        )
     _check_names("mlp", activation=activation, output=output)
     for i, n in enumerate((*hidden, num_outputs)):
         if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
@@ -504,6 +558,11 @@ def mlp(
             _mlp_layer_apply,
             activation=activation,
             output=output,
+            drop_rate=dropout,
+            input_drop_rate=input_dropout,
             explicit_backprop=explicit_backprop,
         ),
+        {"kind": "mlp", "hidden": hidden, "num_outputs": num_outputs,
+         "activation": activation, "output": output, "dropout": dropout,
+         "input_dropout": input_dropout},
     )

@@ -211,3 +211,35 @@ def test_errors_name_the_argument(key):
     with pytest.raises(ValueError, match="cross_entropy needs output='softmax' or 'sigmoid'"):
         _, cache = M.mlp_forward(params, jnp.ones((3, 4)))
         M.output_gradient(cache, jnp.zeros(3, int), loss="cross_entropy", output="identity")
+
+
+def test_backward_through_dropout_matches_vjp(key):
+    """The explicit backward pass reuses the forward pass's masks (§2.4.6)."""
+    with jax.enable_x64(True):
+        params, x, _ = _problem(key, 3, "quadratic", "identity", "prelu")
+        kw = dict(activation="prelu", drop_rate=0.5, input_drop_rate=0.2, train=True,
+                  key=jax.random.PRNGKey(7))
+        _, cache = M.mlp_forward(params, x, **kw)
+        assert {"m0", "m1", "m2"} <= set(cache) and "m3" not in cache
+        da = jax.random.normal(key, (7, 3), jnp.float64)
+        grads, dx = M.mlp_backward(params, cache, da, activation="prelu")
+        _, vjp = jax.vjp(lambda p, x: M.mlp_forward(p, x, **kw)[1]["a3"], params, x)
+        expected_grads, expected_dx = vjp(da)
+        chex.assert_trees_all_close(grads, expected_grads, rtol=1e-10, atol=1e-14)
+        chex.assert_trees_all_close(dx, expected_dx, rtol=1e-10, atol=1e-14)
+
+
+def test_dropout_only_in_training(key):
+    model = M.mlp((64, 64), 10, dropout=0.5, input_dropout=0.2)
+    _, params, state = model.init(key, (20,))
+    x = jnp.ones((4, 20))
+    evaluate = model.apply(params, state, x)[0]
+    np.testing.assert_array_equal(evaluate, M.mlp_apply(params, x))
+    k1, k2 = jax.random.split(key)
+    train1 = model.apply(params, state, x, key=k1, train=True)[0]
+    train2 = model.apply(params, state, x, key=k2, train=True)[0]
+    assert not np.allclose(train1, evaluate) and not np.allclose(train1, train2)
+    with pytest.raises(ValueError, match="needs a PRNG key"):
+        model.apply(params, state, x, train=True)
+    with pytest.raises(ValueError, match="dropout=1.0"):
+        M.mlp((4,), 2, dropout=1.0)
