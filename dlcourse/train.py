@@ -1,0 +1,433 @@
+r"""Training by minibatch stochastic gradient descent, Algorithm 1 of §2.4.6.
+
+For each epoch, the training set is shuffled afresh and cut into $\lfloor n/m \rfloor$
+batches of size $m$ drawn without replacement; each batch's mean gradient
+$\tilde\nabla_\theta = \frac1m \sum_{i \in B_l} \nabla_\theta \ell(f(X_i, \theta), Y_i)$
+feeds the optimizer (any ``optax.GradientTransformation``).
+
+The last $n \bmod m$ examples of each permutation are left out of that epoch, so that
+every step sees a batch of exactly $m$ and the epoch is one compiled ``lax.scan`` with
+one shape; they are not lost, since the next epoch's permutation is a fresh one.
+
+The whole epoch (permutation, gather, forward, backward, update) is a single
+``jax.jit``-compiled function with the data on the device: no Python runs per step,
+and nothing recompiles after the first epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm.auto import tqdm
+
+from dlcourse import losses
+from dlcourse._types import Array, Layer, Params, PRNGKey, State
+from dlcourse.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from dlcourse.data import Dataset
+from dlcourse.optim import PlateauState
+
+LossFn = Callable[[Array, Array], Array]
+MetricFn = Callable[[Array, Array], Array]
+
+
+def correct(outputs: Array, labels: Array) -> Array:
+    """Per-example classification score: 1.0 where ``argmax(outputs) == labels``, else 0.0.
+
+    The default ``metric_fn``: its mean is the accuracy.  A metric maps ``(outputs, y)``
+    to one number per example, so regression tasks plug in their own criterion.
+    """
+    return (jnp.argmax(outputs, axis=-1) == labels).astype(jnp.float32)
+
+
+class FitResult(NamedTuple):
+    """What :func:`fit` returns.
+
+    Attributes:
+      params: the trained parameters (the best epoch's, with early stopping); with
+        ``ensemble=K`` every leaf has a leading axis of size K.
+      state: the model state that goes with them.
+      history: one dict per epoch: ``epoch``, ``train_loss``, ``train_accuracy`` (means
+        over the epoch's minibatches), ``val_loss``, ``val_accuracy``,
+        ``learning_rate`` (at the end of the epoch), ``seconds``.
+      best_epoch: the epoch whose parameters were returned.
+      stopped_early: whether early stopping ended the run before ``epochs``.
+    """
+
+    params: Params
+    state: State
+    history: list[dict[str, float]]
+    best_epoch: int
+    stopped_early: bool
+
+
+def _objective(model: Layer, loss_fn: LossFn, params, state, x, y, key):
+    logits, new_state = model.apply(params, state, x, key=key, train=True)
+    return loss_fn(logits, y), (new_state, logits)
+
+
+def _ensemble_objective(model: Layer, loss_fn: LossFn, params, state, x, y, key):
+    """K independent members: the sum of their losses has each member's own gradient."""
+    keys = jax.random.split(key, jax.tree.leaves(params)[0].shape[0])
+    member = jax.vmap(partial(_objective, model, loss_fn), in_axes=(0, 0, None, None, 0))
+    loss, (state, logits) = member(params, state, x, y, keys)
+    return loss.sum(), (state, ensemble_log_probs(logits))
+
+
+def ensemble_log_probs(member_logits: Array) -> Array:
+    r"""Log of the members' average probability, $\log \frac1K \sum_k \mathrm{softmax}(z_k)$.
+
+    Args:
+      member_logits: ``(K, B, C)``.
+
+    Returns:
+      ``(B, C)``: logits of the ensemble's prediction (softmax gives back the average).
+    """
+    k = member_logits.shape[0]
+    return jax.nn.logsumexp(jax.nn.log_softmax(member_logits, axis=-1), axis=0) - jnp.log(k)
+
+
+def epoch_batches(key: PRNGKey, n: int, batch_size: int) -> Array:
+    r"""One epoch's minibatches (§2.4.6): a fresh permutation cut into $\lfloor n/m \rfloor$ rows.
+
+    Returns:
+      int indices of shape ``(n // batch_size, batch_size)``; no index appears twice,
+      and the ``n % batch_size`` left over wait for the next epoch's permutation.
+    """
+    steps = n // batch_size
+    return jax.random.permutation(key, n)[: steps * batch_size].reshape(steps, batch_size)
+
+
+def make_train_epoch(
+    model: Layer,
+    optimizer: optax.GradientTransformation,
+    loss_fn: LossFn,
+    batch_size: int,
+    *,
+    metric_fn: MetricFn = correct,
+    ensemble: bool = False,
+) -> Callable[..., Any]:
+    r"""One epoch of Algorithm 1 (§2.4.6) as a single compiled function.
+
+    Returns:
+      ``epoch(params, state, opt_state, key, x, y) -> (params, state, opt_state, metrics)``,
+      jitted; ``metrics`` holds the mean minibatch ``loss`` and ``accuracy`` (the mean of
+      ``metric_fn``) of the epoch.
+      ``x`` and ``y`` are the whole training set, on the device.  The optimizer's
+      ``update`` also receives ``value=`` the minibatch loss, which
+      :func:`dlcourse.optim.reduce_on_plateau` monitors (others ignore it).  With
+      ``ensemble=True`` the parameters carry a leading member axis (see :func:`fit`).
+    """
+    objective = _ensemble_objective if ensemble else _objective
+    grad_fn = jax.value_and_grad(partial(objective, model, loss_fn), has_aux=True)
+    optimizer = optax.with_extra_args_support(optimizer)
+
+    def step(x, y, carry, batch):
+        params, state, opt_state, key = carry
+        key, step_key = jax.random.split(key)
+        (loss, (state, logits)), grads = grad_fn(params, state, x[batch], y[batch], step_key)
+        updates, opt_state = optimizer.update(grads, opt_state, params, value=loss)
+        params = optax.apply_updates(params, updates)
+        return (params, state, opt_state, key), (loss, metric_fn(logits, y[batch]).mean())
+
+    @jax.jit
+    def epoch(params, state, opt_state, key, x, y):
+        perm_key, key = jax.random.split(key)
+        batches = epoch_batches(perm_key, x.shape[0], batch_size)
+        carry = (params, state, opt_state, key)
+        carry, (loss, acc) = jax.lax.scan(partial(step, x, y), carry, batches)
+        params, state, opt_state, _ = carry
+        return params, state, opt_state, {"loss": loss.mean(), "accuracy": acc.mean()}
+
+    return epoch
+
+
+def make_evaluate(
+    model: Layer,
+    loss_fn: LossFn = losses.softmax_cross_entropy,
+    batch_size: int = 1000,
+    *,
+    metric_fn: MetricFn = correct,
+    ensemble: bool = False,
+) -> Callable[[Params, State, Array, Array], dict[str, Array]]:
+    """A compiled evaluation in evaluation mode (no dropout, batch norm's running statistics).
+
+    With ``ensemble=True`` the parameters carry a leading member axis and the prediction
+    is the members' average probability (:func:`ensemble_log_probs`).
+
+    The data are padded to whole chunks of ``batch_size`` and mapped with ``lax.map``, so
+    memory stays bounded and each dataset size compiles once.
+
+    Returns:
+      ``evaluate(params, state, x, y) -> {"loss", "accuracy"}`` over all of ``x``.
+    """
+
+    def per_example_loss(logits, y):
+        return jax.vmap(lambda l, t: loss_fn(l[None], t[None]))(logits, y)
+
+    @jax.jit
+    def evaluate(params, state, x, y):
+        n = x.shape[0]
+        chunk = min(batch_size, n)
+        pad = -n % chunk
+        mask = jnp.arange(n + pad) < n
+        xs = jnp.concatenate([x, jnp.zeros((pad, *x.shape[1:]), x.dtype)])
+        ys = jnp.concatenate([y, jnp.zeros((pad, *y.shape[1:]), y.dtype)])
+
+        def one(args):
+            xc, yc = args
+            if ensemble:
+                apply = jax.vmap(lambda p, s: model.apply(p, s, xc, train=False)[0])
+                logits = ensemble_log_probs(apply(params, state))
+            else:
+                logits, _ = model.apply(params, state, xc, train=False)
+            return per_example_loss(logits, yc), metric_fn(logits, yc)
+
+        shape = (-1, chunk)
+        loss, score = jax.lax.map(
+            one, (xs.reshape(*shape, *x.shape[1:]), ys.reshape(*shape, *y.shape[1:]))
+        )
+        mask = mask.reshape(shape)
+        return {
+            "loss": jnp.sum(loss * mask) / n,
+            "accuracy": jnp.sum(score * mask) / n,
+        }
+
+    return evaluate
+
+
+def _check_fit_args(
+    data: Dataset, epochs: int, batch_size: int, early_stopping: int | None, ensemble: int
+) -> None:
+    n = len(data.x_train)
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs <= 0:
+        raise ValueError(f"fit: epochs must be a positive int, got epochs={epochs!r}.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 0 < batch_size <= n:
+        raise ValueError(
+            f"fit: batch_size must be an int in [1, {n}] (the training set has {n} "
+            f"examples), got batch_size={batch_size!r}."
+        )
+    if early_stopping is not None and (
+        isinstance(early_stopping, bool) or not isinstance(early_stopping, int)
+        or early_stopping < 1
+    ):
+        raise ValueError(
+            f"fit: early_stopping is a patience in epochs, an int >= 1 (or None), got "
+            f"early_stopping={early_stopping!r}."
+        )
+    if isinstance(ensemble, bool) or not isinstance(ensemble, int) or ensemble < 1:
+        raise ValueError(f"fit: ensemble must be an int >= 1, got ensemble={ensemble!r}.")
+
+
+def current_learning_rate(
+    learning_rate: float | Callable[[Array], Any] | None, opt_state: Any, step: int
+) -> float | None:
+    r"""The rate $\varepsilon_r$ in force after ``step`` updates, for the history.
+
+    ``learning_rate`` is the optimizer's base rate or schedule (``count -> rate``); any
+    :class:`~dlcourse.optim.PlateauState` found in ``opt_state`` multiplies it by its
+    current scale.  ``None`` when the rate is not known.
+    """
+    if learning_rate is None:
+        return None
+    rate = float(learning_rate(step)) if callable(learning_rate) else float(learning_rate)
+    is_plateau = lambda node: isinstance(node, PlateauState)  # noqa: E731
+    for node in jax.tree.leaves(opt_state, is_leaf=is_plateau):
+        if is_plateau(node):
+            rate *= float(jnp.mean(node.scale))
+    return rate
+
+
+def fit(
+    model: Layer,
+    data: Dataset,
+    optimizer: optax.GradientTransformation,
+    *,
+    epochs: int,
+    batch_size: int,
+    key: PRNGKey,
+    loss_fn: LossFn = losses.softmax_cross_entropy,
+    metric_fn: MetricFn = correct,
+    early_stopping: int | None = None,
+    ensemble: int = 1,
+    checkpoint_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    meta: dict[str, Any] | None = None,
+    learning_rate: float | Callable[[Array], Any] | None = None,
+    progress: bool | None = None,
+) -> FitResult:
+    r"""Train ``model`` on ``data`` with Algorithm 1 (§2.4.6) and ``optimizer``.
+
+    Each epoch is one compiled ``lax.scan`` over $\lfloor n/m \rfloor$ minibatches
+    drawn without replacement (:func:`make_train_epoch`), followed by an evaluation on
+    the validation split.
+
+    * **Early stopping** (§2.4.6: "stop learning when the loss function for this
+      validation sample stops to decrease"): with ``early_stopping=p``, training stops
+      after ``p`` epochs in a row without a lower validation loss, and the parameters of
+      the best epoch are returned.
+    * **Ensembling** (§2.4.6): with ``ensemble=K``, K members with independent
+      initializations and dropout masks are trained together under ``vmap`` (they share
+      the minibatch order); every leaf of the returned parameters has a leading axis
+      of size K, and evaluation predicts their average probability.
+    * **Checkpoints**: with ``checkpoint_dir``, parameters, optimizer state, epoch, PRNG
+      key, history and the early-stopping best are saved after every epoch, atomically
+      (:mod:`dlcourse.checkpoint`), and the history is written as ``history.json``.
+      With ``resume=True`` a run picks up from the checkpoint there and ends with the
+      very parameters, bit for bit, of a run that was never interrupted.
+    * **A NaN or infinite training loss** stops the run with an error naming the epoch;
+      the checkpoint of the last good epoch stays as it was.
+
+    Args:
+      model: a :class:`~dlcourse.Layer`; its ``init`` sees one example's shape.
+      data: a :class:`~dlcourse.data.Dataset`.
+      optimizer: an optax transformation, e.g. ``dlcourse.optim.sgd(0.1)``.
+      epochs: the maximum number of passes over the training set.
+      batch_size: $m$.
+      key: the one source of randomness: initialization, permutations, dropout.
+      loss_fn: ``loss_fn(outputs, y)``, the batch-mean loss.
+      metric_fn: ``metric_fn(outputs, y)``, one score per example, reported as
+        ``accuracy`` (:func:`correct` by default).
+      early_stopping: patience in epochs, or ``None`` to train all ``epochs``.
+      ensemble: number of members K.
+      checkpoint_dir: where to save a checkpoint each epoch (``None``: nowhere).
+      resume: continue from the checkpoint in ``checkpoint_dir`` if there is one.
+      meta: JSON-able configuration stored in the checkpoint; resuming with a different
+        one is refused.
+      learning_rate: the optimizer's rate or schedule, to report ``learning_rate`` in
+        the history (``None``: not reported).
+      progress: a tqdm bar over epochs on stderr; ``None`` shows it only when stderr is
+        a terminal.
+
+    Returns:
+      :class:`FitResult`.
+
+    Raises:
+      ValueError: a bad argument, or a checkpoint that does not match this run.
+      FloatingPointError: the training loss became NaN or infinite.
+    """
+    _check_fit_args(data, epochs, batch_size, early_stopping, ensemble)
+    if resume and checkpoint_dir is None:
+        raise ValueError("fit: resume=True needs a checkpoint_dir to resume from.")
+    meta = {"batch_size": batch_size, "ensemble": ensemble, **(meta or {})}
+    init_key, key = jax.random.split(key)
+    if ensemble > 1:
+        _, params, state = jax.vmap(model.init, in_axes=(0, None))(
+            jax.random.split(init_key, ensemble), data.input_shape
+        )
+    else:
+        _, params, state = model.init(init_key, data.input_shape)
+    opt_state = optimizer.init(params)
+    best_params, best_state = params, state
+    history: list[dict[str, float]] = []
+    start_epoch = 1
+    if resume:
+        like = Checkpoint(params, {"model": state, "best": (params, state)}, opt_state, 0, key,
+                          [], meta)
+        restored = load_checkpoint(checkpoint_dir, like)
+        if restored is not None:
+            params, opt_state, key, history = (
+                restored.params, restored.opt_state, restored.key, list(restored.history)
+            )
+            state = restored.state["model"]
+            best_params, best_state = restored.state["best"]
+            start_epoch = restored.epoch + 1
+
+    x, y = jax.device_put(data.x_train), jax.device_put(data.y_train)
+    x_val, y_val = jax.device_put(data.x_val), jax.device_put(data.y_val)
+    ensembled = ensemble > 1
+    run_epoch = make_train_epoch(model, optimizer, loss_fn, batch_size, metric_fn=metric_fn,
+                                 ensemble=ensembled)
+    evaluate = make_evaluate(model, loss_fn, metric_fn=metric_fn, ensemble=ensembled)
+    steps = len(data.x_train) // batch_size
+
+    def best_so_far() -> tuple[int, float]:
+        if not history:
+            return 0, float("inf")
+        best = min(history, key=lambda r: (r["val_loss"], r["epoch"]))
+        return int(best["epoch"]), best["val_loss"]
+
+    stopped_early = False
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = tqdm(range(start_epoch, epochs + 1), desc="train", unit="epoch", disable=not show,
+               file=sys.stderr, initial=start_epoch - 1, total=epochs)
+    for epoch in bar:
+        best_epoch, _ = best_so_far()
+        if early_stopping is not None and history and epoch - 1 - best_epoch >= early_stopping:
+            stopped_early = True
+            break
+        start = time.perf_counter()
+        key, epoch_key = jax.random.split(key)
+        params, state, opt_state, train = run_epoch(params, state, opt_state, epoch_key, x, y)
+        val = evaluate(params, state, x_val, y_val)
+        record = {
+            "epoch": epoch,
+            "train_loss": float(train["loss"]),
+            "train_accuracy": float(train["accuracy"]),
+            "val_loss": float(val["loss"]),
+            "val_accuracy": float(val["accuracy"]),
+            "learning_rate": current_learning_rate(learning_rate, opt_state, epoch * steps),
+            "seconds": time.perf_counter() - start,
+        }
+        if not (np.isfinite(record["train_loss"]) and np.isfinite(record["val_loss"])):
+            raise FloatingPointError(
+                f"fit: the loss became {record['train_loss']} at epoch {epoch}; the learning "
+                "rate is probably too high: try a smaller one."
+                + (f" The checkpoint of epoch {epoch - 1} in {checkpoint_dir} is intact."
+                   if checkpoint_dir is not None and epoch > 1 else "")
+            )
+        history.append(record)
+        if best_so_far()[0] == epoch:
+            best_params, best_state = params, state
+        if checkpoint_dir is not None:
+            save_checkpoint(checkpoint_dir, Checkpoint(
+                params, {"model": state, "best": (best_params, best_state)}, opt_state,
+                epoch, key, history, meta,
+            ))
+            write_history(os.path.join(checkpoint_dir, "history.json"), history)
+        bar.set_postfix(loss=f"{record['train_loss']:.4f}", val_acc=f"{record['val_accuracy']:.4f}")
+    bar.close()
+
+    if early_stopping is None:
+        return FitResult(params, state, history, int(history[-1]["epoch"]), False)
+    return FitResult(best_params, best_state, history, best_so_far()[0], stopped_early)
+
+
+def write_history(path: str | os.PathLike, history: list[dict[str, Any]]) -> None:
+    """Write a training history as JSON, atomically (a temporary file, then a rename)."""
+    path = os.fspath(path)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(history, f, indent=1)
+    os.replace(tmp, path)
+
+
+def plot_history(history: list[dict[str, Any]], path: str | os.PathLike) -> None:
+    """Loss and accuracy curves, training and validation, per epoch, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    for split in ("train", "val"):
+        ax_loss.plot(epochs, [r[f"{split}_loss"] for r in history], label=split)
+        ax_acc.plot(epochs, [r[f"{split}_accuracy"] for r in history], label=split)
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", yscale="log", title="loss")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
