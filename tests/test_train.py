@@ -143,3 +143,18 @@ def test_ensemble_trains_members_under_vmap(digits, key):
     np.testing.assert_allclose(
         got["loss"], -np.mean(np.log(probs[np.arange(len(y)), y])), rtol=1e-5
     )
+
+
+def test_reduce_on_plateau_inside_the_compiled_epoch(digits, key):
+    """The plateau rule sees each minibatch loss (value=) and judges once per epoch."""
+    from dlcourse import optim
+
+    steps = len(digits.x_train) // 100
+    opt = optax.chain(optim.sgd(0.5), optim.reduce_on_plateau(
+        factor=0.5, patience=1, accumulation_size=steps, rtol=0.05))
+    result = fit(mlp((32,), 10), digits, opt, epochs=12, batch_size=100, key=key,
+                 learning_rate=0.5)
+    rates = [r["learning_rate"] for r in result.history]
+    assert rates[0] == 0.5 and all(b <= a for a, b in zip(rates, rates[1:], strict=False))
+    assert rates[-1] < 0.5  # the epoch-mean training loss stopped improving by 5% at least once
+    assert set(rates) <= {0.5 * 0.5**k for k in range(12)}
