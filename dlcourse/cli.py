@@ -9,6 +9,7 @@ naming it.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import time
@@ -159,6 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--json", action="store_true",
                        help="print the results as one JSON object on the last line of stdout")
     train.set_defaults(handler=train_command)
+
+    run = commands.add_parser(
+        "run", help="run an experiment that reproduces a claim of the course",
+        description="Run experiments/NAME.py: prints its table and writes config.json, "
+                    "results.json, table.md and plot.png to results/NAME/ (or --out=DIR). "
+                    "Other arguments (--quick, --FIELD=VALUE) go to the experiment.",
+    )
+    run.add_argument("name", help=f"one of: {', '.join(_experiment_names())}")
+    run.set_defaults(handler=run_command)
     return parser
 
 
@@ -263,9 +273,29 @@ def train_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _experiment_names() -> tuple[str, ...]:
+    from experiments import EXPERIMENTS
+
+    return EXPERIMENTS
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run ``dlcourse run NAME [experiment arguments]``; returns the exit status."""
+    if args.name not in _experiment_names():
+        print(f"dlcourse run: error: argument name: unknown experiment {args.name!r}; "
+              f"expected one of {', '.join(_experiment_names())}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(f"experiments.{args.name}")
+    return module.main(args.rest)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dlcourse`` console script."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command != "run" and rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.rest = rest
     return args.handler(args)
 
 
