@@ -246,6 +246,7 @@ def digits(
     test_fraction: float = 0.2,
     seed: int = 0,
     image: bool = False,
+    size: int = 8,
 ) -> Dataset:
     r"""scikit-learn's bundled 8×8 handwritten digits, split three ways and standardized.
 
@@ -263,7 +264,10 @@ def digits(
             ``val_fraction + test_fraction`` must be below 1.
         seed: seeds both stratified splits (``random_state`` of scikit-learn's
             ``train_test_split``); the data themselves are fixed.
-        image: return NHWC images ``(N, 8, 8, 1)`` instead of flat vectors ``(N, 64)``.
+        image: return NHWC images ``(N, size, size, 1)`` instead of flat vectors.
+        size: side of the returned images; other than 8, the 8×8 images are resized
+            bilinearly (``jax.image.resize``, antialiased) before standardization, e.g.
+            to the 32×32 input of LeNet-5.
 
     Returns:
         A :class:`Dataset` named ``"digits"`` with 10 classes, float32 inputs and int32
@@ -290,9 +294,16 @@ def digits(
         )
     from sklearn.datasets import load_digits
 
+    if isinstance(size, bool) or not isinstance(size, Integral) or size < 1:
+        raise ValueError(f"{caller}: size must be a positive int, got size={size!r}.")
     bunch = load_digits()
     x = np.asarray(bunch.data, dtype=np.float32)
     y = np.asarray(bunch.target, dtype=np.int32)
+    if size != 8:
+        import jax
+
+        images = jax.image.resize(x.reshape(-1, 8, 8), (len(x), size, size), "bilinear")
+        x = np.asarray(images, np.float32).reshape(len(x), -1)
     n = len(y)
     n_test = _split_size(caller, "test_fraction", test_fraction, n)
     n_val = _split_size(caller, "val_fraction", val_fraction, n)
@@ -306,7 +317,9 @@ def digits(
     train, val = rest[keep], rest[val]
     x_train, x_val, x_test = _standardize(caller, x[train], x[val], x[test])
     if image:
-        x_train, x_val, x_test = (a.reshape(-1, 8, 8, 1) for a in (x_train, x_val, x_test))
+        x_train, x_val, x_test = (
+            a.reshape(-1, size, size, 1) for a in (x_train, x_val, x_test)
+        )
     return Dataset(x_train, y[train], x_val, y[val], x_test, y[test], 10, "digits")
 
 

@@ -575,3 +575,18 @@ def test_bad_fraction_combinations_and_seeds(tmp_path):
     _write_mnist(tmp_path, _fake_mnist())
     with pytest.raises(ValueError, match=r"stratified.*val_fraction"):
         data.mnist(tmp_path, download=False, val_fraction=0.05)  # 3 images, 10 classes
+
+
+def test_digits_resized_for_lenet():
+    small = data.digits(image=True)
+    big = data.digits(image=True, size=32)
+    assert big.x_train.shape == (len(small.x_train), 32, 32, 1)
+    np.testing.assert_array_equal(big.y_train, small.y_train)  # same split, same order
+    assert abs(float(big.x_train.mean())) < 1e-5 and abs(float(big.x_train.std()) - 1) < 1e-4
+    # Upsampling keeps the picture: the 8x8 block means of the 32x32 image track the
+    # original pixels closely (correlation, scale-free).
+    blocks = big.x_train[:50, :, :, 0].reshape(50, 8, 4, 8, 4).mean(axis=(2, 4))
+    r = np.corrcoef(blocks.ravel(), small.x_train[:50, :, :, 0].ravel())[0, 1]
+    assert r > 0.95
+    with pytest.raises(ValueError, match="size=0"):
+        data.digits(size=0)
