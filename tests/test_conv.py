@@ -1,0 +1,416 @@
+"""Convolution and pooling (§3.1): sizes, forward values, explicit backward passes."""
+
+from functools import partial
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from dlcourse import conv as C
+from dlcourse import mlp as M
+
+# --- sizes and parameter counts (the course's AlexNet numbers) -------------------------
+
+
+@pytest.mark.parametrize(
+    "size, kernel, stride, padding, expected",
+    [
+        (227, 11, 4, 0, 55),  # AlexNet conv1
+        (27, 5, 1, 2, 27),  # conv2
+        (13, 3, 1, 1, 13),  # conv3-5
+        (8, 3, 2, 0, 3),  # (8 - 3) / 2 = 2.5: the floor drops the last row
+        (5, 3, 1, (0, 2), 5),  # asymmetric (lo, hi)
+    ],
+)
+def test_conv_output_size_course_numbers(size, kernel, stride, padding, expected):
+    assert C.conv_output_size(size, kernel, stride, padding) == expected
+
+
+def test_pool_output_size_alexnet_overlapping_pool():
+    assert C.pool_output_size(55, 3, 2, 0) == 27
+    assert C.pool_output_size(28, 2) == 14  # stride defaults to the window
+
+
+def test_conv_output_size_kernel_larger_than_padded_input_raises():
+    with pytest.raises(ValueError, match=r"kernel=7 is larger than the padded input.*6"):
+        C.conv_output_size(4, 7, 1, 1)
+    with pytest.raises(ValueError, match="stride must be a positive int"):
+        C.conv_output_size(8, 3, 0)
+    with pytest.raises(ValueError, match="kernel must be a positive int"):
+        C.conv_output_size(8, -1)
+
+
+@pytest.mark.parametrize(
+    "kernel, c_in, c_out, kwargs, expected",
+    [
+        (11, 3, 96, {}, 34_944),
+        (5, 96, 256, {}, 614_656),
+        (3, 256, 384, {}, 885_120),
+        (5, 96, 256, {"groups": 2}, 307_456),  # AlexNet's two-GPU conv2: (5*5*48 + 1) * 256
+        ((3,), 4, 8, {"bias": False}, 96),  # 1-D, no bias
+    ],
+)
+def test_conv_param_count_alexnet(kernel, c_in, c_out, kwargs, expected):
+    assert C.conv_param_count(kernel, c_in, c_out, **kwargs) == expected
+
+
+def test_conv_param_count_matches_init(key):
+    params = jax.eval_shape(partial(C.conv_init, kernel=5, c_in=96, c_out=256, groups=2), key)
+    assert sum(p.size for p in jax.tree.leaves(params)) == C.conv_param_count(5, 96, 256, groups=2)
+
+
+def test_conv_init_shapes(key):
+    def shapes(**kwargs):
+        return jax.tree.map(lambda a: a.shape, jax.eval_shape(partial(C.conv_init, **kwargs), key))
+
+    assert shapes(kernel=11, c_in=3, c_out=96) == {"W": (11, 11, 3, 96), "b": (96,)}
+    assert shapes(kernel=(3, 5), c_in=4, c_out=6, groups=2) == {"W": (3, 5, 2, 6), "b": (6,)}
+    assert shapes(kernel=3, c_in=4, c_out=6, ndim=1, bias=False) == {"W": (3, 4, 6)}
+    params = C.conv_init(key, 1, 1, 2, dtype=jnp.float16)
+    assert params["W"].dtype == params["b"].dtype == jnp.float16 and not params["b"].any()
+
+
+@pytest.mark.parametrize(
+    "padding, size, kernel, stride, expected",
+    [
+        ("SAME", (7,), (3,), (2,), ((1, 1),)),
+        ("same", (8,), (3,), (2,), ((0, 1),)),  # the odd zero on the high side
+        ("SAME", (7, 8), (3, 3), (1, 3), ((1, 1), (0, 1))),
+        ("VALID", (7, 7), (3, 3), (1, 1), ((0, 0), (0, 0))),
+        (2, (7, 7), (3, 3), (1, 1), ((2, 2), (2, 2))),
+        ((1, 2), (7, 7), (3, 3), (1, 1), ((1, 1), (2, 2))),  # (p_h, p_w)
+        (((1, 2),), (7,), (3,), (1,), ((1, 2),)),
+        ((2,), (7,), (3,), (1,), ((2, 2),)),  # one int per axis, 1-D
+        ([[1, 0], [0, 2]], (7, 7), (3, 3), (1, 1), ((1, 0), (0, 2))),  # lists, as from JSON
+    ],
+)
+def test_resolve_padding(padding, size, kernel, stride, expected):
+    assert C.resolve_padding(padding, size, kernel, stride) == expected
+    if isinstance(padding, str):  # the same pads as XLA's own SAME/VALID
+        assert expected == tuple(lax.padtype_to_pads(size, kernel, stride, padding.upper()))
+
+
+# --- forward ----------------------------------------------------------------------------
+
+
+def test_conv_apply_alexnet_conv1_shape(key):
+    params = C.conv_init(key, 11, 3, 96)
+    x = jax.ShapeDtypeStruct((2, 227, 227, 3), jnp.float32)
+    y = jax.eval_shape(partial(C.conv_apply, stride=4), params, x)
+    assert y.shape == (2, 55, 55, 96)
+
+
+def test_conv1d_hand_computed():
+    # x_pad = [0, 1, 2, 3, 4, 5, 0]; W = [1, 0, -1]; y_i = x_pad[2i] - x_pad[2i + 2] + 0.5
+    x = jnp.arange(1.0, 6.0).reshape(1, 5, 1)
+    params = {"W": jnp.array([1.0, 0.0, -1.0]).reshape(3, 1, 1), "b": jnp.array([0.5])}
+    y = C.conv_apply(params, x, stride=2, padding=1)
+    np.testing.assert_allclose(y[0, :, 0], [-1.5, -1.5, 4.5])
+
+
+def test_conv2d_hand_computed():
+    # x = [[1,2,3],[4,5,6],[7,8,9]] padded by 1, W = [[1,2],[3,4]], stride 2:
+    # y[0,0] = 4*1, y[0,1] = 3*2 + 4*3, y[1,0] = 2*4 + 4*7, y[1,1] = 5 + 2*6 + 3*8 + 4*9.
+    x = jnp.arange(1.0, 10.0).reshape(1, 3, 3, 1)
+    params = {"W": jnp.array([[1.0, 2.0], [3.0, 4.0]]).reshape(2, 2, 1, 1)}
+    y = C.conv_apply(params, x, stride=2, padding=1)
+    np.testing.assert_allclose(y[0, :, :, 0], [[4.0, 18.0], [36.0, 77.0]])
+
+
+def _naive_conv(x, w, b, stride, pads, groups):
+    """y[n, i, o] = b[o] + sum_{d, c} x_pad[n, i*s + d, c] W[d, c, o], one window at a time."""
+    x, w = np.asarray(x), np.asarray(w)
+    nd = w.ndim - 2
+    xp = np.pad(x, ((0, 0), *pads, (0, 0)))
+    k, cg, og = w.shape[:nd], w.shape[-2], w.shape[-1] // groups
+    out = [(xp.shape[1 + a] - k[a]) // stride[a] + 1 for a in range(nd)]
+    y = np.zeros((x.shape[0], *out, w.shape[-1]))
+    for idx in np.ndindex(*out):
+        window = tuple(slice(i * s, i * s + kk) for i, s, kk in zip(idx, stride, k, strict=True))
+        patch = xp[(slice(None), *window)]
+        for g in range(groups):
+            y[(slice(None), *idx, slice(g * og, (g + 1) * og))] = np.tensordot(
+                patch[..., g * cg : (g + 1) * cg],
+                w[..., g * og : (g + 1) * og],
+                axes=(list(range(1, nd + 2)), list(range(nd + 1))),
+            )
+    return y + np.asarray(b)
+
+
+# Test data come from numpy's generator: jax.random would compile a program per shape.
+def _normal(rng, shape):
+    return jnp.asarray(rng.standard_normal(shape), jnp.float64)
+
+
+def _conv_problem(nd, size, groups, kernel=3, c_in=2, c_out=3, seed=0):
+    """Random float64 params (nonzero bias), input, and an rng for an nd-D conv."""
+    rng = np.random.default_rng(seed)
+    params = {
+        "W": _normal(rng, (*(kernel,) * nd, c_in, c_out * groups)),
+        "b": _normal(rng, (c_out * groups,)),
+    }
+    return params, _normal(rng, (2, *(size,) * nd, c_in * groups)), rng
+
+
+@pytest.mark.parametrize(
+    "nd, size, stride, padding, groups",
+    [
+        (1, 9, 1, 0, 1),
+        (1, 9, 2, "SAME", 2),
+        (1, 8, 3, ((2, 0),), 1),
+        (2, 6, 1, 1, 1),
+        (2, 7, 2, "SAME", 1),
+        (2, 6, (1, 2), (1, 2), 2),
+        (2, 5, 3, ((1, 2), (0, 1)), 1),
+    ],
+)
+def test_conv_apply_matches_naive_loop(nd, size, stride, padding, groups):
+    with jax.enable_x64(True):
+        params, x, _ = _conv_problem(nd, size, groups)
+        y = C.conv_apply(params, x, stride=stride, padding=padding, groups=groups)
+        strides = (stride,) * nd if isinstance(stride, int) else stride
+        pads = C.resolve_padding(padding, x.shape[1:-1], params["W"].shape[:-2], strides)
+        expected = _naive_conv(x, params["W"], params["b"], strides, pads, groups)
+        assert y.shape == expected.shape
+        np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+
+
+# --- backward ---------------------------------------------------------------------------
+
+# Sizes 7 and 8 with stride 2 or 3 make (W_i - k + 2p) not a multiple of s: the floor
+# drops the last rows, whose gradient must be 0.
+CONV_CASES = [
+    (1, 7, 1, 0, 1),
+    (1, 8, 2, 1, 2),
+    (1, 8, 3, "SAME", 1),
+    (1, 7, 2, "VALID", 2),
+    (1, 8, 3, ((1, 2),), 1),
+    (1, 3, 4, ((4, 0),), 1),  # padding larger than k - 1: the dx padding goes negative
+    (2, 7, 1, "SAME", 2),
+    (2, 8, 2, 0, 1),
+    (2, 7, 3, 1, 2),
+    (2, 8, 2, "VALID", 1),
+    (2, 6, (2, 3), (1, 2), 1),
+    (2, 7, 3, ((2, 0), (0, 1)), 2),
+]
+
+
+@pytest.mark.parametrize("nd, size, stride, padding, groups", CONV_CASES)
+def test_conv_backward_matches_vjp(nd, size, stride, padding, groups):
+    with jax.enable_x64(True):
+        params, x, rng = _conv_problem(nd, size, groups)
+        fwd = partial(C.conv_apply, stride=stride, padding=padding, groups=groups)
+        dy = _normal(rng, jax.eval_shape(fwd, params, x).shape)
+
+        @jax.jit  # one compiled program per case: far cheaper than op-by-op dispatch
+        def both(params, x, dy):
+            expected = jax.vjp(fwd, params, x)[1](dy)
+            return C.conv_backward(
+                params, x, dy, stride=stride, padding=padding, groups=groups
+            ), expected
+
+        got, expected = both(params, x, dy)
+        chex.assert_trees_all_equal_shapes(got, (params, x))
+        chex.assert_trees_all_close(got, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_conv_backward_zero_on_rows_dropped_by_floor():
+    with jax.enable_x64(True):
+        params, x, _ = _conv_problem(1, 8, 1)  # (8 - 3) / 3: the last 2 rows unused
+        dy = jnp.ones((2, 2, 3), jnp.float64)
+        _, dx = C.conv_backward(params, x, dy, stride=3)
+        assert not dx[:, 6:].any() and dx[:, :6].any()
+
+
+def test_conv_explicit_matches_finite_differences():
+    with jax.enable_x64(True):
+        params, x, _ = _conv_problem(2, 5, 2, c_in=1, c_out=1)
+        fn = partial(C.conv_apply_explicit, stride=2, padding=1, groups=2)
+        jax.test_util.check_grads(
+            fn, (params, x), order=1, modes=["rev"], eps=1e-6, atol=1e-8, rtol=1e-8
+        )
+
+
+POOL_CASES = [
+    ("max", 1, 8, 2, None, 0),
+    ("max", 1, 9, 3, 2, 1),  # overlapping windows
+    ("max", 2, 7, 3, 2, 0),  # AlexNet's overlapping pool; (7 - 3) / 2 exact
+    ("max", 2, 8, 3, 2, 1),  # the floor drops the last row and column
+    ("max", 2, 7, 2, None, "SAME"),
+    ("max", 2, 6, (2, 3), (1, 2), ((1, 0), (0, 2))),
+    ("mean", 1, 8, 3, 1, "SAME"),
+    ("mean", 2, 8, 3, 2, 1),
+    ("mean", 2, 6, (2, 3), (1, 2), ((1, 0), (0, 2))),
+    ("mean_exclude_pad", 1, 9, 3, 2, 1),
+    ("mean_exclude_pad", 2, 7, 2, None, "SAME"),
+]
+
+
+@pytest.mark.parametrize("kind, nd, size, window, stride, padding", POOL_CASES)
+def test_pool_backward_matches_vjp(kind, nd, size, window, stride, padding):
+    forward, backward, kw = {
+        "max": (C.max_pool, C.max_pool_backward, {}),
+        "mean": (C.mean_pool, C.mean_pool_backward, {}),
+        "mean_exclude_pad": (C.mean_pool, C.mean_pool_backward, {"count_include_pad": False}),
+    }[kind]
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(1)
+        x = _normal(rng, (2, *(size,) * nd, 3))  # continuous: no ties
+        fwd = partial(forward, window=window, stride=stride, padding=padding, **kw)
+        dy = _normal(rng, jax.eval_shape(fwd, x).shape)
+
+        @jax.jit
+        def both(x, dy):
+            return backward(x, dy, window, stride, padding, **kw), jax.vjp(fwd, x)[1](dy)[0]
+
+        got, expected = both(x, dy)
+        assert got.shape == x.shape
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_max_pool_backward_ties_go_to_first_max_like_jax_grad():
+    # Windows of 3, stride 1: [1,3,3] -> first 3; [3,3,0] -> first 3; [3,0,2]; [0,2,2] -> first 2.
+    # Windows of 3, stride 1: [1,3,3] and [3,3,0] -> x[1]; [3,0,2] -> x[2]; [0,2,2] -> x[4].
+    x = jnp.array([1.0, 3.0, 3.0, 0.0, 2.0, 2.0]).reshape(1, 6, 1)
+    dy = jnp.ones((1, 4, 1))
+    dx = C.max_pool_backward(x, dy, 3, 1)
+    np.testing.assert_array_equal(dx[0, :, 0], [0.0, 2.0, 1.0, 0.0, 1.0, 0.0])
+    np.testing.assert_array_equal(dx, jax.grad(lambda x: C.max_pool(x, 3, 1).sum())(x))
+    ones = jnp.ones((1, 4, 4, 1))  # all tied: the top-left of each window takes it
+    dx = C.max_pool_backward(ones, jnp.ones((1, 2, 2, 1)), 2)
+    np.testing.assert_array_equal(dx[0, :, :, 0], np.kron(np.ones((2, 2)), [[1, 0], [0, 0]]))
+
+
+def test_pool_forward_values():
+    x = jnp.array([[1.0, 2.0, 5.0, 0.0], [3.0, 4.0, 1.0, 1.0]]).reshape(1, 2, 4, 1)
+    np.testing.assert_array_equal(C.max_pool(x, 2)[0, :, :, 0], [[4.0, 5.0]])
+    np.testing.assert_array_equal(C.mean_pool(x, 2)[0, :, :, 0], [[2.5, 1.75]])
+    # 1-D, padding 1: windows [pad, 1, 2], [2, 5, 0]: with the pad counted 3/3, without 3/2
+    row = x[:, 0]
+    np.testing.assert_allclose(C.mean_pool(row, 3, 2, 1)[0, :, 0], [1.0, 7 / 3])
+    np.testing.assert_allclose(
+        C.mean_pool(row, 3, 2, 1, count_include_pad=False)[0, :, 0], [1.5, 7 / 3]
+    )
+    np.testing.assert_array_equal(C.max_pool(-row, 3, 2, 1)[0, :, 0], [-1.0, 0.0])  # -inf pad
+    np.testing.assert_allclose(C.global_mean_pool(x), [[17.0 / 8]])
+
+
+# --- custom_vjp: a tiny CNN trains to the same parameters -------------------------------
+
+
+def _tiny_cnn(params, x, explicit, pool):
+    conv = C.conv_apply_explicit if explicit else C.conv_apply
+    pool_fn = {
+        (True, "max"): C.max_pool_explicit,
+        (False, "max"): C.max_pool,
+        (True, "mean"): C.mean_pool_explicit,
+        (False, "mean"): C.mean_pool,
+    }[explicit, pool]
+    h = jax.nn.relu(conv(params["conv1"], x, stride=1, padding=1))
+    h = pool_fn(h, 2)
+    return M.dense_apply(params["fc1"], h.reshape(len(h), -1))
+
+
+@pytest.mark.parametrize("pool", ["max", "mean"])
+def test_tiny_cnn_explicit_training_matches_autodiff(key, pool):
+    with jax.enable_x64(True):
+        k_c, k_d = jax.random.split(key)
+        params = {
+            "conv1": C.conv_init(k_c, 3, 2, 3, dtype=jnp.float64),
+            "fc1": M.dense_init(k_d, 3 * 3 * 3, 2, dtype=jnp.float64),
+        }
+        rng = np.random.default_rng(2)
+        x, y = _normal(rng, (8, 6, 6, 2)), _normal(rng, (8, 2))
+
+        def train(explicit):
+            def loss(p):
+                return jnp.mean((_tiny_cnn(p, x, explicit, pool) - y) ** 2)
+
+            @jax.jit
+            def step(p, _):
+                return jax.tree.map(lambda w, g: w - 0.1 * g, p, jax.grad(loss)(p)), None
+
+            return lax.scan(step, params, None, length=30)[0]
+
+        trained = train(explicit=True)
+        chex.assert_trees_all_close(trained, train(explicit=False), rtol=1e-9, atol=1e-12)
+        assert not np.allclose(trained["fc1"]["W"], params["fc1"]["W"])  # it did move
+
+
+# --- errors -----------------------------------------------------------------------------
+
+
+def test_conv_errors(key):
+    params = {"W": np.ones((5, 5, 3, 4), np.float32), "b": np.zeros(4, np.float32)}
+    x = np.ones((1, 4, 4, 3), np.float32)  # every check is static: numpy is enough
+    with pytest.raises(ValueError, match=r"conv_apply: kernel W.shape=\(5, 5, 3, 4\).*larger"):
+        C.conv_apply(params, x)
+    assert C.conv_apply(params, x, padding=1).shape == (1, 2, 2, 4)
+    with pytest.raises(ValueError, match=r"x has 2 channels but W expects C_in\*groups = 3"):
+        C.conv_apply(params, np.zeros((1, 8, 8, 2)))
+    with pytest.raises(ValueError, match=r"padding='full' is not a padding mode"):
+        C.conv_apply(params, np.zeros((1, 8, 8, 3)), padding="full")
+    for stride in (0, -1, (1,), 1.5):
+        with pytest.raises(ValueError, match="stride must be a positive int"):
+            C.conv_apply(params, np.zeros((1, 8, 8, 3)), stride=stride)
+    with pytest.raises(ValueError, match=r"x\[None\]"):
+        C.conv_apply(params, np.zeros((8, 8, 3)))
+    with pytest.raises(ValueError, match=r"groups=2 must divide the output channels C_out=3"):
+        C.conv_apply({"W": np.ones((3, 3, 2, 3))}, np.ones((1, 8, 8, 4)), groups=2)
+    with pytest.raises(ValueError, match="groups=2 must divide both c_in=3 and c_out=4"):
+        C.conv_init(key, 3, 3, 4, groups=2)
+    with pytest.raises(ValueError, match=r"\(\(lo, hi\),\) for asymmetric 1-D padding"):
+        C.conv_apply({"W": np.ones((3, 3, 4))}, np.ones((1, 8, 3)), padding=(1, 2))
+    with pytest.raises(ValueError, match="dy.shape"):
+        C.conv_backward(params, np.zeros((1, 8, 8, 3)), np.zeros((1, 8, 8, 4)))
+
+
+def test_pool_errors():
+    x = np.zeros((1, 4, 4, 3))
+    with pytest.raises(ValueError, match=r"max_pool: window \(5, 5\) is larger than the padded"):
+        C.max_pool(x, 5)
+    with pytest.raises(ValueError, match="must be smaller than the window"):
+        C.mean_pool(x, 2, 1, 2)
+    with pytest.raises(ValueError, match="window must be a positive int"):
+        C.max_pool(x, 0)
+    with pytest.raises(ValueError, match="stride must be a positive int"):
+        C.max_pool(x, 2, -2)
+    with pytest.raises(ValueError, match="padding='Same-ish' is not a padding mode"):
+        C.max_pool(x, 2, padding="Same-ish")
+    with pytest.raises(ValueError, match="at least one spatial axis"):
+        C.global_mean_pool(np.zeros((2, 3)))
+
+
+def test_conv_apply_jits_with_static_hyperparameters():
+    rng = np.random.default_rng(3)
+    params = {"W": rng.standard_normal((3, 3, 3, 4)), "b": rng.standard_normal(4)}
+    params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), params)
+    x = jnp.asarray(rng.standard_normal((2, 9, 9, 3)), jnp.float32)
+    fn = jax.jit(partial(C.conv_apply, stride=2, padding="SAME"))
+    np.testing.assert_allclose(
+        fn(params, x), C.conv_apply(params, x, stride=2, padding="SAME"), rtol=1e-6
+    )
+    assert fn(params, x).shape == (2, 5, 5, 4)
+
+
+def test_conv_output_size_bad_padding_raises():
+    for padding in (-1, (1, 2, 3), "SAME", 1.5):
+        with pytest.raises(ValueError, match="padding must be a non-negative int or a"):
+            C.conv_output_size(8, 3, 1, padding)
+
+
+def test_conv_explicit_float32_without_bias_under_jit():
+    rng = np.random.default_rng(4)
+    params = {"W": jnp.asarray(rng.standard_normal((3, 3, 2, 4)), jnp.float32)}
+    x = jnp.asarray(rng.standard_normal((2, 7, 7, 4)), jnp.float32)
+
+    def loss(fn, params, x):
+        return jnp.sum(jnp.sin(fn(params, x, stride=2, padding="SAME", groups=2)))
+
+    explicit = jax.jit(jax.grad(partial(loss, C.conv_apply_explicit), argnums=(0, 1)))(params, x)
+    autodiff = jax.jit(jax.grad(partial(loss, C.conv_apply), argnums=(0, 1)))(params, x)
+    chex.assert_trees_all_equal_dtypes(explicit, (params, x))
+    chex.assert_trees_all_close(explicit, autodiff, rtol=1e-4, atol=1e-5)  # float32 sums
