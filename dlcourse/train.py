@@ -115,6 +115,8 @@ def make_train_epoch(
     *,
     metric_fn: MetricFn = correct,
     ensemble: bool = False,
+    augment: Callable[[PRNGKey, Array], Array] | None = None,
+    objective: Callable[..., Any] | None = None,
 ) -> Callable[..., Any]:
     r"""One epoch of Algorithm 1 (§2.4.6) as a single compiled function.
 
@@ -126,15 +128,24 @@ def make_train_epoch(
       ``update`` also receives ``value=`` the minibatch loss, which
       :func:`dlcourse.optim.reduce_on_plateau` monitors (others ignore it).  With
       ``ensemble=True`` the parameters carry a leading member axis (see :func:`fit`).
+      ``augment(key, x_batch)`` transforms each minibatch inside the step
+      (:mod:`dlcourse.augment`); ``objective(model, loss_fn, params, state, x, y, key)``
+      replaces the plain loss, e.g. adversarial training
+      (:func:`dlcourse.adversarial.make_adversarial_objective`).
     """
-    objective = _ensemble_objective if ensemble else _objective
+    if objective is None:
+        objective = _ensemble_objective if ensemble else _objective
+    elif ensemble:
+        raise ValueError("make_train_epoch: a custom objective cannot be combined with an "
+                         "ensemble; train the members one by one.")
     grad_fn = jax.value_and_grad(partial(objective, model, loss_fn), has_aux=True)
     optimizer = optax.with_extra_args_support(optimizer)
 
     def step(x, y, carry, batch):
         params, state, opt_state, key = carry
-        key, step_key = jax.random.split(key)
-        (loss, (state, logits)), grads = grad_fn(params, state, x[batch], y[batch], step_key)
+        key, step_key, augment_key = jax.random.split(key, 3)
+        xb = x[batch] if augment is None else augment(augment_key, x[batch])
+        (loss, (state, logits)), grads = grad_fn(params, state, xb, y[batch], step_key)
         updates, opt_state = optimizer.update(grads, opt_state, params, value=loss)
         params = optax.apply_updates(params, updates)
         return (params, state, opt_state, key), (loss, metric_fn(logits, y[batch]).mean())
@@ -263,6 +274,8 @@ def fit(
     resume: bool = False,
     meta: dict[str, Any] | None = None,
     learning_rate: float | Callable[[Array], Any] | None = None,
+    augment: Callable[[PRNGKey, Array], Array] | None = None,
+    objective: Callable[..., Any] | None = None,
     progress: bool | None = None,
 ) -> FitResult:
     r"""Train ``model`` on ``data`` with Algorithm 1 (§2.4.6) and ``optimizer``.
@@ -305,6 +318,11 @@ def fit(
         one is refused.
       learning_rate: the optimizer's rate or schedule, to report ``learning_rate`` in
         the history (``None``: not reported).
+      augment: ``augment(key, x_batch) -> x_batch``, applied to every training minibatch
+        (:func:`dlcourse.augment.make_augment`); never to validation or test data.
+      objective: replaces the loss of a minibatch, with the signature
+        ``objective(model, loss_fn, params, state, x, y, key) -> (loss, (state, outputs))``
+        (adversarial training: :func:`dlcourse.adversarial.make_adversarial_objective`).
       progress: a tqdm bar over epochs on stderr; ``None`` shows it only when stderr is
         a terminal.
 
@@ -346,7 +364,7 @@ def fit(
     x_val, y_val = jax.device_put(data.x_val), jax.device_put(data.y_val)
     ensembled = ensemble > 1
     run_epoch = make_train_epoch(model, optimizer, loss_fn, batch_size, metric_fn=metric_fn,
-                                 ensemble=ensembled)
+                                 ensemble=ensembled, augment=augment, objective=objective)
     evaluate = make_evaluate(model, loss_fn, metric_fn=metric_fn, ensemble=ensembled)
     steps = len(data.x_train) // batch_size
 
