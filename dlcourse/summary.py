@@ -1,0 +1,146 @@
+r"""Layer tables of a model, §3.2: output shapes and parameter counts from shapes alone.
+
+:func:`summary` walks a :class:`~dlcourse.Layer` depth-first through its combinators
+and gives one row per leaf layer, with its output shape (per example) and its number
+of parameters, computed by :func:`jax.eval_shape`: no weight is allocated, so VGG16's
+138M parameters cost nothing.  :func:`format_summary` prints the rows as the course's
+AlexNet table::
+
+    >>> from dlcourse.nets import alexnet
+    >>> print(format_summary(summary(alexnet(), (227, 227, 3))))   # doctest: +SKIP
+    name      kind        output        filters  kernel  stride  padding      params
+    conv1     conv        55×55×96           96  11×11   4       0            34,944
+    pool1     max_pool    27×27×96               3×3     2       0                 0
+    ...
+    Total parameters: 62,378,344
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+
+from dlcourse._types import Layer, Shape
+from dlcourse.layers import (
+    ShapeError,
+    abstract_init,
+    parallel_output_shape,
+    residual_output_shape,
+)
+
+__all__ = ["format_summary", "summary"]
+
+_COMBINATORS = ("serial", "serial_aux", "parallel", "residual")
+COLUMNS = ("name", "kind", "output_shape", "filters", "kernel", "stride", "padding", "params")
+
+
+def _leaf_row(path: tuple[str, ...], layer: Layer, shape: Shape) -> tuple[dict, Shape]:
+    info = dict(layer.info or {})
+    try:
+        out, params, _ = abstract_init(layer, shape)
+    except ShapeError as err:
+        raise ShapeError(err.message, (*path, *err.path), err.kind) from None
+    n = 0
+    for leaf in jax.tree.leaves(params):
+        size = 1
+        for d in leaf.shape:
+            size *= d
+        n += size
+    row = {
+        "name": ".".join(path) or info.get("kind", "layer"),
+        "kind": info.get("kind", "layer"),
+        "output_shape": tuple(out),
+        "filters": info.get("filters", info.get("units")),
+        "kernel": info.get("kernel"),
+        "stride": info.get("stride"),
+        "padding": info.get("padding"),
+        "params": n,
+    }
+    return row, tuple(out)
+
+
+def _walk(layer: Layer, shape: Shape, path: tuple[str, ...], rows: list[dict]) -> Shape:
+    info = layer.info or {}
+    kind = info.get("kind")
+    if kind not in _COMBINATORS or "children" not in info:
+        row, out = _leaf_row(path, layer, shape)
+        rows.append(row)
+        return out
+    children = info["children"]
+    if kind == "serial":
+        for name, child in children:
+            shape = _walk(child, shape, (*path, name), rows)
+        return shape
+    if kind == "serial_aux":
+        aux = info.get("aux", ())
+        for name, child in children:
+            out = _walk(child, shape, (*path, name), rows)
+            if name not in aux:
+                shape = out
+        return shape
+    outs = {name: _walk(child, shape, (*path, name), rows) for name, child in children}
+    combine = parallel_output_shape if kind == "parallel" else residual_output_shape
+    try:
+        return combine(outs, shape)
+    except ShapeError as err:
+        raise ShapeError(err.message, (*path, *err.path), err.kind) from None
+
+
+def summary(layer: Layer, input_shape: Shape) -> list[dict]:
+    """One row per leaf layer of ``layer`` on a per-example ``input_shape``, depth-first.
+
+    Args:
+      layer: a :class:`~dlcourse.Layer`; ``serial``, ``serial_aux``, ``parallel`` and
+        ``residual`` are walked through (every branch, in order), any other layer is a
+        leaf.
+      input_shape: one example's shape, without the batch axis.
+
+    Returns:
+      A list of dicts with keys ``name`` (the dotted path of names, as in ``params``:
+      ``"layer1.block1.main.conv1"``), ``kind``, ``output_shape`` (per example),
+      ``filters`` (or ``units``), ``kernel``, ``stride``, ``padding`` (``None`` where they
+      do not apply) and ``params`` (trainable scalars; ``state`` is not counted).  A
+      combinator's own activation (``residual(..., activation="relu")``) has no row.
+      A shape error raises :class:`~dlcourse.layers.ShapeError` naming the layer.
+    """
+    rows: list[dict] = []
+    _walk(layer, tuple(input_shape), (), rows)
+    return rows
+
+
+def _fmt(value: Any, key: str) -> str:
+    if value is None:
+        return ""
+    if key == "output_shape":
+        return "×".join(str(d) for d in value)
+    if key == "params":
+        return f"{value:,}"
+    if key in ("kernel", "stride") and isinstance(value, tuple):
+        if key == "stride" and len(set(value)) == 1:
+            return str(value[0])
+        return "×".join(str(d) for d in value)
+    if key == "kernel" and isinstance(value, int):
+        return f"{value}×{value}"
+    return str(value)
+
+
+def format_summary(rows: list[dict], *, total: bool = True) -> str:
+    """The rows of :func:`summary` as an aligned text table, with a total line.
+
+    Numbers (filters, params) are right-aligned, shapes written ``55×55×96``; the last
+    line is ``Total parameters: N`` with the sum of the ``params`` column.
+    """
+    header = {"name": "name", "kind": "kind", "output_shape": "output", "filters": "filters",
+              "kernel": "kernel", "stride": "stride", "padding": "padding",
+              "params": "params"}
+    cells = [[header[c] for c in COLUMNS]]
+    cells += [[_fmt(row.get(c), c) for c in COLUMNS] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(COLUMNS))]
+    right = {COLUMNS.index("filters"), COLUMNS.index("params")}
+    lines = ["  ".join(cell.rjust(w) if i in right else cell.ljust(w)
+                       for i, (cell, w) in enumerate(zip(r, widths, strict=True))).rstrip()
+             for r in cells]
+    if total:
+        lines.append(f"Total parameters: {sum(row['params'] for row in rows):,}")
+    return "\n".join(lines)

@@ -1,0 +1,118 @@
+"""Layer tables (§3.2) from shapes alone: the course's AlexNet table, row by row."""
+
+import pytest
+
+from dlcourse.layers import (
+    Conv,
+    Dense,
+    Flatten,
+    MaxPool,
+    ShapeError,
+    count_params,
+    parallel,
+    residual,
+    serial,
+)
+from dlcourse.nets import alexnet, googlenet, lenet5, resnet18
+from dlcourse.summary import format_summary, summary
+
+# The course's table (§3.2): name, output shape, filters, kernel, stride, padding (the
+# hyper-parameters as the constructors got them: a square kernel k is the int k).
+COURSE_ALEXNET = [
+    ("conv1", (55, 55, 96), 96, 11, 4, 0),
+    ("pool1", (27, 27, 96), None, 3, 2, 0),
+    ("conv2", (27, 27, 256), 256, 5, 1, 2),
+    ("pool2", (13, 13, 256), None, 3, 2, 0),
+    ("conv3", (13, 13, 384), 384, 3, 1, 1),
+    ("conv4", (13, 13, 384), 384, 3, 1, 1),
+    ("conv5", (13, 13, 256), 256, 3, 1, 1),
+    ("pool3", (6, 6, 256), None, 3, 2, 0),
+    ("fc1", (4096,), 4096, None, None, None),
+    ("fc2", (4096,), 4096, None, None, None),
+    ("fc3", (1000,), 1000, None, None, None),
+]
+
+# (k k C_i + 1) C_o for the convolutions, (N_in + 1) N_out for the dense layers, by hand.
+ALEXNET_PARAMS = {
+    "conv1": (11 * 11 * 3 + 1) * 96,  # 34,944
+    "conv2": (5 * 5 * 96 + 1) * 256,  # 614,656
+    "conv3": (3 * 3 * 256 + 1) * 384,  # 885,120
+    "conv4": (3 * 3 * 384 + 1) * 384,  # 1,327,488
+    "conv5": (3 * 3 * 384 + 1) * 256,  # 884,992
+    "fc1": (6 * 6 * 256 + 1) * 4096,  # 37,752,832
+    "fc2": (4096 + 1) * 4096,  # 16,781,312
+    "fc3": (4096 + 1) * 1000,  # 4,097,000
+}
+
+
+def test_alexnet_summary_is_the_course_table():
+    rows = summary(alexnet(), (227, 227, 3))
+    table = [r for r in rows if r["kind"] in ("conv", "max_pool", "dense")]
+    got = [(r["name"], r["output_shape"], r["filters"], r["kernel"], r["stride"], r["padding"])
+           for r in table]
+    assert got == COURSE_ALEXNET
+    assert {r["name"]: r["params"] for r in table if r["params"]} == ALEXNET_PARAMS
+    assert sum(ALEXNET_PARAMS.values()) == 62_378_344
+    assert sum(r["params"] for r in rows) == 62_378_344
+    # The rows in between carry no parameters: flatten to 9,216, then dropout.
+    others = [(r["name"], r["output_shape"], r["params"]) for r in rows if r not in table]
+    assert others == [("flatten", (9216,), 0), ("dropout1", (4096,), 0),
+                      ("dropout2", (4096,), 0)]
+
+
+def test_format_summary_aligned_with_total():
+    text = format_summary(summary(alexnet(), (227, 227, 3)))
+    lines = text.splitlines()
+    assert lines[0].split() == ["name", "kind", "output", "filters", "kernel", "stride",
+                                "padding", "params"]
+    assert lines[1].split() == ["conv1", "conv", "55×55×96", "96", "11×11", "4", "0", "34,944"]
+    assert lines[-1] == "Total parameters: 62,378,344"
+    # Aligned: every row's params column ends at the same place.
+    assert len({len(line) for line in lines[1:-1] if line.endswith(("0", "2", "4", "6", "8"))
+                }) == 1
+
+
+def test_lenet5_summary_total():
+    rows = summary(lenet5(), (32, 32, 1))
+    assert [r["output_shape"] for r in rows if r["kind"] in ("conv", "max_pool")] == [
+        (28, 28, 6), (14, 14, 6), (10, 10, 16), (5, 5, 16)]
+    assert sum(r["params"] for r in rows) == 61_706
+    assert format_summary(rows).splitlines()[-1] == "Total parameters: 61,706"
+
+
+def test_summary_walks_combinators_with_dotted_names():
+    net = serial(
+        ("stem", Conv(4, 3, padding=1)),
+        ("mixed", parallel(("a", Conv(2, 1)), ("b", serial(Conv(3, 1), MaxPool(3, 1, 1))))),
+        ("res", residual(Conv(5, 1), Conv(5, 1))),
+        Flatten(),
+        Dense(3),
+    )
+    rows = summary(net, (6, 6, 1))
+    assert [(r["name"], r["output_shape"]) for r in rows] == [
+        ("stem", (6, 6, 4)),
+        ("mixed.a", (6, 6, 2)),
+        ("mixed.b.conv1", (6, 6, 3)),
+        ("mixed.b.pool1", (6, 6, 3)),
+        ("res.main", (6, 6, 5)),
+        ("res.shortcut", (6, 6, 5)),
+        ("flatten1", (180,)),
+        ("fc1", (3,)),
+    ]
+
+
+def test_summary_raises_the_layer_error():
+    net = serial(Conv(4, 3), ("mixed", parallel(("a", Conv(2, 1)), ("b", Conv(2, 3)))))
+    with pytest.raises(ShapeError, match=r"layer 'mixed' \(parallel\).*a: \(3, 3, 2\)"):
+        summary(net, (5, 5, 1))
+    with pytest.raises(ShapeError, match=r"layer 'deep.conv1' \(Conv\)"):
+        summary(serial(("deep", serial(Conv(2, 9)))), (5, 5, 1))
+
+
+@pytest.mark.parametrize(
+    ("make", "shape"),
+    [(resnet18, (224, 224, 3)), (lambda: googlenet(aux_logits=True), (224, 224, 3))],
+)
+def test_summary_total_equals_count_params(make, shape):
+    net = make()
+    assert sum(r["params"] for r in summary(net, shape)) == count_params(net, shape)
