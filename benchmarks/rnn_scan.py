@@ -1,0 +1,170 @@
+"""Where should the input projection of a recurrence go, and how fast does a step compile?
+
+Prints two tables (numbers, not assertions; see DESIGN.md "Checks outside the code"):
+
+1. forward and forward+backward time of a many-to-one model (one recurrent layer and
+   a dense head, mean squared error), B = 64, H = 128, for T = 100 and 1000, with the
+   input projection I x_t + b inside the scanned step ("step") or hoisted out of the
+   scan as one matmul over all steps ("hoisted"), and for a few ``unroll`` values;
+2. compile time and step time of a whole Adam training step (LSTM, H = 128, B = 64,
+   T = 1000, D = 2: the adding problem), which must compile in under 5 s.
+
+Run:   .venv/bin/python benchmarks/rnn_scan.py [--quick] [--cells=lstm,gru] [--dims=2,128]
+Takes a few minutes on a 2-core CPU (``--quick``: T = 100 only, fewer repeats).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from dlcourse.rnn import recurrent
+
+B, H = 64, 128
+
+
+def _times(fns: dict, *args, repeats: int) -> dict[str, tuple[float, float]]:
+    """``{name: (min s, median s)}``, the functions called in turn, round after round.
+
+    Interleaving matters on a shared 2-core machine: a burst of load from elsewhere then
+    hits every variant alike, and the minimum is the least disturbed run.
+    """
+    for fn in fns.values():
+        jax.block_until_ready(fn(*args))  # warm up
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(fn(*args))
+            times[name].append(time.perf_counter() - t0)
+    return {name: (min(t), statistics.median(t)) for name, t in times.items()}
+
+
+def _model_and_data(cell: str, T: int, D: int, *, hoist: bool, unroll: int):
+    model = recurrent(cell, H, 1, hoist_input=hoist, unroll=unroll)
+    k_init, k_x, k_y = jax.random.split(jax.random.PRNGKey(0), 3)
+    _, params, state = model.init(k_init, (T, D))
+    x = jax.random.uniform(k_x, (B, T, D), minval=-1.0, maxval=1.0)
+    y = jax.random.uniform(k_y, (B, 1))
+    return model, params, state, x, y
+
+
+def _loss_fn(model):
+    def loss(params, state, x, y):
+        pred, _ = model.apply(params, state, x)
+        return jnp.mean((pred - y) ** 2)
+
+    return loss
+
+
+def time_placements(cell: str, T: int, D: int, *, repeats: int) -> dict:
+    """Forward and forward+backward times, projection inside the step and hoisted."""
+    fns, args = {}, None
+    for hoist in (False, True):
+        model, params, state, x, y = _model_and_data(cell, T, D, hoist=hoist, unroll=1)
+        loss = _loss_fn(model)
+        where = "hoisted" if hoist else "step"
+        fns[f"fwd {where}"] = jax.jit(loss)
+        fns[f"fwd+bwd {where}"] = jax.jit(jax.value_and_grad(loss))
+        args = (params, state, x, y)  # the same parameters and data for both
+    return _times(fns, *args, repeats=repeats)
+
+
+def time_unrolls(T: int, unrolls: list[int], *, repeats: int) -> dict:
+    """Compile time and times of the LSTM (D = 2, projection in the step) per unroll."""
+    fns, compile_s, args = {}, {}, None
+    for unroll in unrolls:
+        model, params, state, x, y = _model_and_data("lstm", T, 2, hoist=False, unroll=unroll)
+        loss = _loss_fn(model)
+        args = (params, state, x, y)
+        t0 = time.perf_counter()
+        fns[f"fwd+bwd {unroll}"] = jax.jit(jax.value_and_grad(loss)).lower(*args).compile()
+        compile_s[unroll] = time.perf_counter() - t0
+        fns[f"fwd {unroll}"] = jax.jit(loss)
+    return compile_s, _times(fns, *args, repeats=repeats)
+
+
+def time_train_step(T: int, D: int = 2, *, repeats: int) -> tuple[float, float, float]:
+    """(compile s, min step s, median step s) of a jitted Adam step, LSTM regressor."""
+    _, params, state, x, y = _model_and_data("lstm", T, D, hoist=False, unroll=1)
+    model = recurrent("lstm", H, 1)  # the library's defaults
+    loss = _loss_fn(model)
+    opt = optax.adam(1e-3)
+    opt_state = opt.init(params)
+
+    @jax.jit
+    def step(params, opt_state, x, y):
+        value, grads = jax.value_and_grad(loss)(params, state, x, y)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, value
+
+    t0 = time.perf_counter()
+    compiled = step.lower(params, opt_state, x, y).compile()
+    t_compile = time.perf_counter() - t0
+    (t_min, t_med), = _times({"step": compiled}, params, opt_state, x, y,
+                             repeats=repeats).values()
+    return t_compile, t_min, t_med
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="T = 100 only, 3 repeats")
+    parser.add_argument("--cells", default="lstm,gru,elman")
+    parser.add_argument("--dims", default="2,128", help="input features D")
+    parser.add_argument("--lengths", default="100,1000", help="sequence lengths T")
+    parser.add_argument("--unrolls", default="1,4,16", help="unroll values (LSTM, D = 2)")
+    parser.add_argument("--repeats", type=int, default=9)
+    args = parser.parse_args()
+    lengths = [100] if args.quick else [int(t) for t in args.lengths.split(",")]
+    repeats = 3 if args.quick else args.repeats
+    cells = args.cells.split(",")
+    dims = [int(d) for d in args.dims.split(",")]
+
+    print(f"jax {jax.__version__} on {jax.devices()[0].device_kind} ({jax.default_backend()}), "
+          f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}")
+    print(f"B = {B}, H = {H}, many-to-one MSE; min (median) of {repeats} interleaved runs, "
+          f"seconds\n")
+    print("## 1. input projection inside the step vs hoisted out of the scan (unroll = 1)\n")
+    print("| cell | T | D | fwd step | fwd hoisted | fwd+bwd step | fwd+bwd hoisted "
+          "| hoisted / step, fwd+bwd (min) |")
+    print("|---|---|---|---|---|---|---|---|")
+
+    def fmt(t):
+        return f"{t[0]:.4f} ({t[1]:.4f})"
+
+    for cell in cells:
+        for T in lengths:
+            for D in dims:
+                t = time_placements(cell, T, D, repeats=repeats)
+                ratio = t["fwd+bwd hoisted"][0] / t["fwd+bwd step"][0]
+                print(f"| {cell} | {T} | {D} | {fmt(t['fwd step'])} | {fmt(t['fwd hoisted'])} "
+                      f"| {fmt(t['fwd+bwd step'])} | {fmt(t['fwd+bwd hoisted'])} "
+                      f"| {ratio:.2f} |", flush=True)
+
+    print("\n## 2. unroll (LSTM, D = 2, projection inside the step)\n")
+    print("| T | unroll | compile fwd+bwd | fwd | fwd+bwd |")
+    print("|---|---|---|---|---|")
+    unrolls = [int(u) for u in args.unrolls.split(",")]
+    for T in lengths:
+        compile_s, t = time_unrolls(T, unrolls, repeats=repeats)
+        for u in unrolls:
+            print(f"| {T} | {u} | {compile_s[u]:.2f} | {fmt(t[f'fwd {u}'])} "
+                  f"| {fmt(t[f'fwd+bwd {u}'])} |", flush=True)
+
+    print("\n## 3. Adam training step, LSTM H = 128, B = 64, D = 2 (library defaults)\n")
+    print("| T | compile s | step s |")
+    print("|---|---|---|")
+    for T in [100] if args.quick else [100, 1000]:
+        c, t_min, t_med = time_train_step(T, repeats=repeats)
+        print(f"| {T} | {c:.2f} | {t_min:.4f} ({t_med:.4f}) |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""The LSTM of §4.1: fused storage, the course's named matrices, variants, BPTT, flax."""
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dlcourse import lstm as L
+from dlcourse.rnn import rnn_scan
+
+B, T, D, H = 3, 6, 4, 5
+
+
+def _rng(key, salt=0):
+    """A numpy generator seeded by the test's key: test data without compiling jax.random."""
+    return np.random.default_rng([*np.asarray(key).ravel().tolist(), salt])
+
+
+def _random_params(key, variant, dtype=jnp.float64):
+    """Parameters with every leaf perturbed, so zero biases or peepholes hide nothing."""
+    params = L.lstm_init(key, D, H, variant=variant, dtype=dtype)
+    rng = _rng(key, 100)
+    return jax.tree.map(lambda p: p + jnp.asarray(0.4 * rng.normal(size=p.shape), dtype), params)
+
+
+def _data(key, dtype=jnp.float64, salt=0):
+    rng = _rng(key, salt)
+    xs = jnp.asarray(rng.normal(size=(B, T, D)), dtype)
+    carry0 = {"h": jnp.asarray(0.5 * rng.normal(size=(B, H)), dtype),
+              "C": jnp.asarray(rng.normal(size=(B, H)), dtype)}
+    dhs = jnp.asarray(rng.normal(size=(B, T, H)), dtype)
+    return xs, carry0, dhs
+
+
+@pytest.mark.parametrize("variant", L.VARIANTS)
+def test_lstm_init_shapes_and_forget_bias(key, variant):
+    params = L.lstm_init(key, D, H, variant=variant)
+    G = 3 if variant == "1997" else 4
+    expected = {"I": (G * H, D), "W": (G * H, H), "b": (G * H,)}
+    if variant == "peephole":
+        expected.update(p_u=(H,), p_f=(H,), p_o=(H,))
+    assert jax.tree.map(jnp.shape, params) == expected
+    b = L.lstm_to_course(params)
+    if variant != "1997":
+        np.testing.assert_array_equal(b["b_f"], np.ones(H))  # Jozefowicz et al. 2015
+        assert L.lstm_variant(params) == variant
+    for g in ("u", "c", "o"):
+        np.testing.assert_array_equal(b[f"b_{g}"], np.zeros(H))
+    assert L.lstm_variant(params) == variant
+
+
+def test_lstm_init_forget_bias_option_and_blocks(key):
+    params = L.lstm_init(key, D, H, forget_bias=0.0)
+    np.testing.assert_array_equal(params["b"], np.zeros(4 * H))
+    # Each gate block is drawn on its own with its own fans: Glorot bound sqrt(6/(D+H)).
+    bound = np.sqrt(6 / (D + H))
+    assert float(jnp.abs(params["I"]).max()) <= bound
+    assert not np.allclose(params["I"][:H], params["I"][H : 2 * H])
+    with pytest.raises(ValueError, match="1997 LSTM has no forget gate"):
+        L.lstm_init(key, D, H, variant="1997", forget_bias=1.0)
+    with pytest.raises(ValueError, match="unknown variant"):
+        L.lstm_init(key, D, H, variant="gru")
+    with pytest.raises(ValueError, match="hidden must be a positive int"):
+        L.lstm_init(key, D, 0)
+
+
+@pytest.mark.parametrize("variant", L.VARIANTS)
+def test_fused_course_round_trip(key, variant):
+    params = _random_params(key, variant, jnp.float32)
+    named = L.lstm_to_course(params)
+    gates = ("u", "c", "o") if variant == "1997" else ("u", "f", "c", "o")
+    expected = {}
+    for g in gates:
+        expected.update({f"W_{g}": (H, H), f"I_{g}": (H, D), f"b_{g}": (H,)})
+    if variant == "peephole":
+        expected.update(p_u=(H,), p_f=(H,), p_o=(H,))
+    assert jax.tree.map(jnp.shape, named) == expected
+    chex.assert_trees_all_equal(L.lstm_from_course(named), params)
+    # The storage order is the course's (u, f, c, o): I_c is the third block.
+    k = gates.index("c")
+    np.testing.assert_array_equal(named["I_c"], params["I"][k * H : (k + 1) * H])
+
+
+@pytest.mark.parametrize("variant", L.VARIANTS)
+def test_fused_cell_matches_the_course_table(key, variant):
+    with jax.enable_x64(True):
+        params = _random_params(key, variant)
+        xs, carry, _ = _data(key, salt=1)
+        named = L.lstm_to_course(params)
+        for t in range(T):
+            fused, h = L.lstm_cell(params, carry, xs[:, t])
+            course, h_course = L.lstm_cell_course(named, carry, xs[:, t])
+            chex.assert_trees_all_close(fused, course, rtol=1e-12, atol=1e-14)
+            chex.assert_trees_all_close(h, h_course, rtol=1e-12, atol=1e-14)
+            carry = fused
+
+
+def test_peephole_with_zero_diagonals_is_the_course_lstm(key):
+    with jax.enable_x64(True):
+        params = _random_params(key, "course")
+        peep = {**params, **{p: jnp.zeros(H, jnp.float64) for p in L.PEEPHOLES}}
+        xs, carry0, _ = _data(key)
+        a, _ = L.lstm_forward(params, xs, carry0=carry0)
+        b, _ = L.lstm_forward(peep, xs, carry0=carry0)
+        chex.assert_trees_all_close(a, b, rtol=1e-14)
+
+
+def test_1997_lstm_cell_never_forgets(key):
+    """With u = 0 (b_u very negative) the 1997 cell keeps C exactly: C_t = C_{t-1} + u C̃."""
+    params = _random_params(key, "1997", jnp.float32)
+    params["b"] = params["b"].at[:H].set(-1e4)
+    xs, carry, _ = _data(key, jnp.float32)
+    for t in range(T):
+        carry, _ = L.lstm_cell(params, carry, xs[:, t])
+    np.testing.assert_array_equal(carry["C"], _data(key, jnp.float32)[1]["C"])
+
+
+@pytest.mark.parametrize("variant", L.VARIANTS)
+def test_lstm_scan_matches_python_loop(key, variant):
+    with jax.enable_x64(True):
+        params = _random_params(key, variant)
+        xs, carry0, _ = _data(key)
+        carry, hs_loop = carry0, []
+        for t in range(T):
+            carry, h = L.lstm_cell(params, carry, xs[:, t])
+            hs_loop.append(h)
+        hs_loop = jnp.stack(hs_loop, axis=1)
+        hs, cache = L.lstm_forward(params, xs, carry0=carry0)
+        chex.assert_trees_all_close(hs, hs_loop, rtol=1e-12, atol=1e-14)
+        chex.assert_trees_all_close(cache["C"][-1], carry["C"], rtol=1e-12)
+        name = {"course": "lstm", "peephole": "peephole_lstm", "1997": "lstm1997"}[variant]
+        for hoist in (False, True):  # projection inside the step, or hoisted out of the scan
+            ys, final = rnn_scan(name, params, xs, initial_carry=carry0, hoist_input=hoist)
+            chex.assert_trees_all_close(ys, hs_loop, rtol=1e-12, atol=1e-14)
+            chex.assert_trees_all_close(final, carry, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize(
+    "variant,many_to_one,use_jit",
+    [("course", False, False), ("course", True, True), ("peephole", False, True),
+     ("1997", True, True)],
+)
+def test_lstm_bptt_matches_jax_grad(key, variant, many_to_one, use_jit):
+    with jax.enable_x64(True):
+        params = _random_params(key, variant)
+        xs, carry0, dhs = _data(key, salt=7)
+        if many_to_one:  # a head on the last step only
+            dhs = jnp.zeros_like(dhs).at[:, -1].set(dhs[:, -1])
+
+        def forward(params, xs):
+            return L.lstm_forward(params, xs, carry0=carry0)[0]
+
+        _, vjp = jax.vjp(forward, params, xs)
+        expected = vjp(dhs)
+        bptt = jax.jit(L.lstm_bptt) if use_jit else L.lstm_bptt
+        got = bptt(params, xs, dhs, carry0=carry0)
+        chex.assert_trees_all_equal_structs(got[0], params)
+        chex.assert_trees_all_equal_shapes(got, expected)
+        chex.assert_trees_all_close(got, expected, rtol=1e-10, atol=1e-13)
+
+
+def test_lstm_bptt_matches_finite_differences(key):
+    """A third witness: central differences of L = Σ_t <h_t, h̄_t> at a few entries."""
+    with jax.enable_x64(True):
+        params = _random_params(key, "peephole")
+        xs, carry0, dhs = _data(key)
+
+        @jax.jit
+        def loss(params):
+            return jnp.sum(L.lstm_forward(params, xs, carry0=carry0)[0] * dhs)
+
+        grads, _ = L.lstm_bptt(params, xs, dhs, carry0=carry0)
+        eps = 1e-6
+        for name, index in [("W", (2, 3)), ("I", (17, 1)), ("b", (6,)), ("p_o", (4,))]:
+            bump = jnp.zeros_like(params[name]).at[index].set(eps)
+            up = loss({**params, name: params[name] + bump})
+            down = loss({**params, name: params[name] - bump})
+            # rounding in the differences is ~1e-16 L / eps: an absolute 1e-9
+            np.testing.assert_allclose(grads[name][index], (up - down) / (2 * eps), rtol=1e-6,
+                                       atol=1e-9)
+
+
+def _flax_to_fused(variables):
+    """flax LSTMCell's params -> ours: kernels are (in, out), so transpose; i,f,g,o = u,f,c,o."""
+    p = variables["params"]
+    named = {}
+    for ours, theirs in zip("ufco", "ifgo", strict=True):
+        named[f"I_{ours}"] = p[f"i{theirs}"]["kernel"].T
+        named[f"W_{ours}"] = p[f"h{theirs}"]["kernel"].T
+        named[f"b_{ours}"] = p[f"h{theirs}"]["bias"]
+    return L.lstm_from_course(named)
+
+
+def test_lstm_matches_flax_lstmcell_step_by_step(key):
+    """float64 end to end; equal to rounding (rtol 1e-12)."""
+    with jax.enable_x64(True):
+        cell = nn.LSTMCell(H, param_dtype=jnp.float64, dtype=jnp.float64,
+                           bias_init=nn.initializers.normal(0.5))
+        xs, carry0, _ = _data(key)
+        variables = cell.init(key, (carry0["C"], carry0["h"]), xs[:, 0])
+        params = _flax_to_fused(variables)
+        ours, theirs = carry0, (carry0["C"], carry0["h"])
+        for t in range(T):
+            ours, h = L.lstm_cell(params, ours, xs[:, t])
+            theirs, h_flax = cell.apply(variables, theirs, xs[:, t])
+            chex.assert_trees_all_close(h, h_flax, rtol=1e-12, atol=1e-14)
+            chex.assert_trees_all_close(ours["C"], theirs[0], rtol=1e-12, atol=1e-14)
+
+
+def test_lstm_errors(key):
+    params = L.lstm_init(key, D, H)
+    with pytest.raises(ValueError, match=r"lstm_forward: xs must be a batch of sequences"):
+        L.lstm_forward(params, jnp.zeros((T, D)))
+    with pytest.raises(ValueError, match=r"\(B, T, 4\)"):
+        L.lstm_forward(params, jnp.zeros((B, T, D + 1)))
+    with pytest.raises(ValueError, match="missing \\['b_o'\\]"):
+        named = L.lstm_to_course(params)
+        del named["b_o"]
+        L.lstm_from_course(named)
+    with pytest.raises(ValueError, match="named matrices W_u, I_u"):
+        L.lstm_variant(L.lstm_to_course(params))
+    with pytest.raises(ValueError, match="dhs must have the shape"):
+        L.lstm_bptt(params, jnp.zeros((B, T, D)), jnp.zeros((B, T, H + 1)))
