@@ -2,8 +2,9 @@
 
 ``dlcourse train`` trains a model of the course on a dataset that needs no network and
 reports its test accuracy; ``--json`` makes the last line of stdout one JSON object for
-scripts.  Progress goes to stderr.  A bad argument exits with status 2 and one line
-naming it.
+scripts.  ``dlcourse summary`` prints an architecture's layer table without allocating
+weights; ``dlcourse run`` runs an experiment.  Progress goes to stderr.  A bad argument
+exits with status 2 and one line naming it.
 """
 
 from __future__ import annotations
@@ -14,25 +15,52 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 import optax
 
 from dlcourse import data as datasets
-from dlcourse import optim
+from dlcourse import losses, optim, sequence_data
+from dlcourse._types import Layer
 from dlcourse.layers import param_count
 from dlcourse.mlp import HIDDEN_ACTIVATIONS, mlp
-from dlcourse.train import fit, make_evaluate, plot_history
+from dlcourse.nets import ARCHITECTURES, lenet5, lenet5_original, mnist1d_cnn
+from dlcourse.rnn import rnn_classifier, rnn_regressor
+from dlcourse.train import correct, fit, make_evaluate, plot_history
 
-DATASETS: dict[str, Callable[[str | None], datasets.Dataset]] = {
-    "mnist1d": lambda cache: datasets.mnist1d(cache_dir=cache),
-    "digits": lambda cache: datasets.digits(),  # bundled with scikit-learn: nothing to cache
-    "mnist": lambda cache: datasets.mnist(cache_dir=cache),
-}
-"""Dataset loaders by name, each given the ``--cache-dir``."""
-MODELS = ("mlp",)
 SCHEDULES = ("constant", "inverse", "step", "plateau")
+RNN_CELLS = ("elman", "jordan", "lstm", "gru")
+
+
+class ModelSpec(NamedTuple):
+    """How ``dlcourse train`` builds a model, what data it takes, and its defaults."""
+
+    kind: str  # "mlp", "image" (2-D CNN), "signal" (1-D CNN) or "sequence" (RNN)
+    datasets: tuple[str, ...]
+    defaults: dict[str, Any]
+
+
+MODELS: dict[str, ModelSpec] = {
+    "mlp": ModelSpec("mlp", ("mnist1d", "digits", "mnist"), dict(
+        hidden="256,256", lr=1e-2, epochs=150, l2=1e-4, augment="none", max_shift=0)),
+    "lenet5": ModelSpec("image", ("digits", "mnist"), dict(
+        lr=1e-3, epochs=30, l2=0.0, augment="shift", max_shift=3)),
+    "lenet5_original": ModelSpec("image", ("digits", "mnist"), dict(
+        lr=1e-3, epochs=30, l2=0.0, augment="shift", max_shift=3)),
+    "cnn": ModelSpec("signal", ("mnist1d",), dict(
+        lr=1e-2, epochs=150, l2=0.0, augment="shift", max_shift=4)),
+    **{cell: ModelSpec("sequence", ("mnist1d", "adding"), dict(
+        hidden="128", lr=3e-3, epochs=60, l2=0.0, augment="none", max_shift=0))
+       for cell in RNN_CELLS},
+}
+"""Models of ``dlcourse train``; a flag left out takes the model's default."""
+
+DEFAULTS: dict[str, Any] = dict(
+    hidden=None, lr=None, epochs=None, l2=None, augment=None, max_shift=None
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,44 +70,34 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def _number(text: str, kind: type, test: Callable[[Any], bool], expect: str) -> Any:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expect}, got {text!r}") from None
+    if not test(value):
+        raise argparse.ArgumentTypeError(f"must be {expect}, got {text}")
+    return value
+
+
 def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
+    return _number(text, float, lambda v: v > 0, "a number > 0")
 
 
 def _nonnegative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
+    return _number(text, float, lambda v: v >= 0, "a number >= 0")
+
+
+def _probability(text: str) -> float:
+    return _number(text, float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+
+
+def _positive_int(text: str) -> int:
+    return _number(text, int, lambda v: v > 0, "a positive integer")
+
+
+def _nonnegative_int(text: str) -> int:
+    return _number(text, int, lambda v: v >= 0, "an integer >= 0")
 
 
 def _widths(text: str) -> tuple[int, ...]:
@@ -100,6 +118,20 @@ def _widths(text: str) -> tuple[int, ...]:
     return tuple(widths)
 
 
+def _shape(text: str) -> tuple[int, ...]:
+    shape = _widths(text)
+    if not shape:
+        raise argparse.ArgumentTypeError(f"expected a shape like 224,224,3, got {text!r}")
+    return shape
+
+
+def _model_defaults_help() -> str:
+    lines = [f"{name}: " + ", ".join(f"{k}={v}" for k, v in spec.defaults.items())
+             for name, spec in MODELS.items() if name in ("mlp", "lenet5", "cnn", "lstm")]
+    return "Defaults that depend on the model (elman/jordan/gru as lstm, lenet5_original as " \
+           "lenet5): " + "; ".join(lines) + "."
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``dlcourse`` argument parser (exposed for the tests and the docs)."""
     parser = _Parser(prog="dlcourse", description=__doc__.splitlines()[0])
@@ -108,58 +140,82 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="train a model and report its test accuracy",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=_model_defaults_help(),
     )
-    train.add_argument("--model", choices=MODELS, default="mlp", help="architecture")
-    train.add_argument("--data", choices=sorted(DATASETS), default="mnist1d", help="dataset")
-    train.add_argument("--hidden", type=_widths, default="256,256", metavar="N1,N2,...",
-                       help="hidden layer widths of the MLP")
-    train.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default="relu",
-                       help="hidden activation")
-    train.add_argument("--dropout", type=_probability, default=0.0, metavar="P",
-                       help="dropout probability of the hidden units (the course: 0.5)")
-    train.add_argument("--input-dropout", type=_probability, default=0.0, metavar="P",
-                       help="dropout probability of the inputs (the course: 0.2)")
-    train.add_argument("--optimizer", choices=sorted(optim.OPTIMIZERS), default="adam",
-                       help="update rule (§2.4.6)")
-    train.add_argument("--lr", type=_positive_float, default=1e-2,
-                       help="learning rate (the first one, under a schedule)")
-    train.add_argument("--momentum", type=_probability, default=0.9, metavar="G",
-                       help="gamma of momentum and nesterov")
-    train.add_argument("--lr-schedule", choices=SCHEDULES, default="constant",
-                       help="constant; inverse: lr/(1 + r/tau) with tau one epoch of steps; "
-                            "step: times --lr-decay every --lr-step epochs; plateau: times "
-                            "--lr-decay after --lr-step epochs without a lower training loss")
-    train.add_argument("--lr-decay", type=_probability, default=0.5,
-                       help="factor of the step and plateau schedules")
-    train.add_argument("--lr-step", type=_positive_int, default=50, metavar="EPOCHS",
-                       help="epochs between steps (step) or patience (plateau)")
-    train.add_argument("--l2", type=_nonnegative_float, default=1e-4,
-                       help="lambda of the L2 penalty on the weights (§2.4.2)")
-    train.add_argument("--l1", type=_nonnegative_float, default=0.0,
-                       help="lambda of the L1 penalty on the weights (§2.4.2)")
-    train.add_argument("--epochs", type=_positive_int, default=150,
-                       help="passes over the data (at most, with early stopping)")
-    train.add_argument("--batch-size", type=_positive_int, default=100, help="minibatch size m")
-    train.add_argument("--early-stopping", type=_positive_int, default=None,
-                       metavar="PATIENCE",
-                       help="stop after PATIENCE epochs without a lower validation loss and "
-                            "restore the best epoch")
-    train.add_argument("--ensemble", type=_positive_int, default=1, metavar="K",
-                       help="train K members with independent seeds under vmap and "
-                            "average their probabilities")
-    train.add_argument("--seed", type=int, default=0, help="seed of every random choice")
-    train.add_argument("--cache-dir", default=None,
-                       help="dataset cache folder; when not given, $DLCOURSE_CACHE or "
-                            "~/.cache/dlcourse")
-    train.add_argument("--checkpoint-dir", default=None, metavar="DIR",
-                       help="save a checkpoint and history.json there after every epoch")
-    train.add_argument("--resume", action="store_true",
-                       help="continue from the checkpoint in --checkpoint-dir")
-    train.add_argument("--plot", default=None, metavar="PATH",
-                       help="write loss and accuracy curves to this PNG")
-    train.add_argument("--json", action="store_true",
-                       help="print the results as one JSON object on the last line of stdout")
-    train.set_defaults(handler=train_command)
+    add = train.add_argument
+    add("--model", choices=list(MODELS), default="mlp",
+        help="mlp (§2.2), lenet5 / lenet5_original (§3.2), cnn (1-D, MNIST-1D), "
+             "elman / jordan / lstm / gru (§4)")
+    add("--data", choices=["mnist1d", "digits", "mnist", "adding"], default="mnist1d",
+        help="dataset; digits are resized to 32x32 and MNIST padded to 32x32 for LeNet-5; "
+             "adding is Hochreiter & Schmidhuber's adding problem (RNNs)")
+    add("--hidden", type=_widths, metavar="N1,N2,...",
+        help="hidden widths of the MLP, or the units H of a recurrent layer (model default)")
+    add("--activation", choices=HIDDEN_ACTIVATIONS, default="relu", help="MLP hidden activation")
+    add("--layers", type=_positive_int, default=1, help="stacked recurrent layers")
+    add("--bidirectional", action="store_true", help="recurrent layers read both ways")
+    add("--seq-len", type=_positive_int, default=100, metavar="T",
+        help="sequence length T of the adding problem")
+    add("--dropout", type=_probability, default=0.0, metavar="P",
+        help="MLP: dropout probability of the hidden units (the course: 0.5)")
+    add("--input-dropout", type=_probability, default=0.0, metavar="P",
+        help="MLP: dropout probability of the inputs (the course: 0.2)")
+    add("--optimizer", choices=sorted(optim.OPTIMIZERS), default="adam",
+        help="update rule (§2.4.6)")
+    add("--lr", type=_positive_float, help="learning rate, the first one under a schedule "
+                                           "(model default)")
+    add("--momentum", type=_probability, default=0.9, metavar="G",
+        help="gamma of momentum and nesterov")
+    add("--lr-schedule", choices=SCHEDULES, default="constant",
+        help="constant; inverse: lr/(1 + r/tau) with tau one epoch of steps; step: times "
+             "--lr-decay every --lr-step epochs; plateau: times --lr-decay after --lr-step "
+             "epochs without a lower training loss")
+    add("--lr-decay", type=_probability, default=0.5,
+        help="factor of the step and plateau schedules")
+    add("--lr-step", type=_positive_int, default=50, metavar="EPOCHS",
+        help="epochs between steps (step) or patience (plateau)")
+    add("--l2", type=_nonnegative_float,
+        help="lambda of the L2 penalty on the weights, §2.4.2 (model default)")
+    add("--l1", type=_nonnegative_float, default=0.0,
+        help="lambda of the L1 penalty on the weights (§2.4.2)")
+    add("--epochs", type=_positive_int,
+        help="passes over the data, at most with early stopping (model default)")
+    add("--batch-size", type=_positive_int, default=100, help="minibatch size m")
+    add("--early-stopping", type=_positive_int, default=None, metavar="PATIENCE",
+        help="stop after PATIENCE epochs without a lower validation loss and restore the "
+             "best epoch")
+    add("--ensemble", type=_positive_int, default=1, metavar="K",
+        help="train K members with independent seeds under vmap and average their "
+             "probabilities")
+    add("--augment", choices=["none", "shift"],
+        help="random shifts of the training inputs, per example (model default)")
+    add("--max-shift", type=_nonnegative_int, help="largest shift in pixels or steps "
+                                                   "(model default)")
+    add("--adversarial", type=_nonnegative_float, default=0.0, metavar="EPS",
+        help="train on FGSM examples x + EPS sign(grad_x loss), Goodfellow et al.'s "
+             "0.5 clean + 0.5 adversarial loss, and report the accuracy under that attack")
+    add("--seed", type=int, default=0, help="seed of every random choice")
+    add("--cache-dir", default=None, help="dataset cache folder; when not given, "
+                                          "$DLCOURSE_CACHE or ~/.cache/dlcourse")
+    add("--checkpoint-dir", default=None, metavar="DIR",
+        help="save a checkpoint and history.json there after every epoch")
+    add("--resume", action="store_true", help="continue from the checkpoint in "
+                                              "--checkpoint-dir")
+    add("--plot", default=None, metavar="PATH", help="write loss and accuracy curves to "
+                                                     "this PNG")
+    add("--plot-filters", default=None, metavar="PATH",
+        help="write the first layer's learned filters to this PNG")
+    add("--json", action="store_true",
+        help="print the results as one JSON object on the last line of stdout")
+    train.set_defaults(handler=train_command, **DEFAULTS)
+
+    summary = commands.add_parser(
+        "summary", help="an architecture's layers, shapes and parameters, without weights")
+    summary.add_argument("model", choices=sorted(ARCHITECTURES), help="architecture")
+    summary.add_argument("--input-shape", type=_shape, default=None, metavar="H,W,C",
+                         help="input shape (default: the paper's)")
+    summary.add_argument("--json", action="store_true", help="print one JSON object")
+    summary.set_defaults(handler=summary_command)
 
     run = commands.add_parser(
         "run", help="run an experiment that reproduces a claim of the course",
@@ -170,6 +226,64 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("name", help=f"one of: {', '.join(_experiment_names())}")
     run.set_defaults(handler=run_command)
     return parser
+
+
+# --- dlcourse train ----------------------------------------------------------------------
+
+
+class _UsageError(Exception):
+    """A bad combination of arguments: one line, exit status 2."""
+
+
+def _pad_to(x: np.ndarray, size: int) -> np.ndarray:
+    """Pad NHWC images to ``size``×``size`` with their background (their minimum)."""
+    pad = (size - x.shape[1]) // 2
+    return np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), constant_values=float(x.min()))
+
+
+def load_data(args: argparse.Namespace, spec: ModelSpec) -> datasets.Dataset:
+    """The dataset ``--data`` names, in the shape the model ``--model`` reads."""
+    if args.data not in spec.datasets:
+        raise _UsageError(f"argument --data: {args.model} trains on "
+                          f"{' or '.join(spec.datasets)}, not {args.data}")
+    if args.data == "adding":
+        if args.seq_len < 4:
+            raise _UsageError(f"argument --seq-len: the adding problem needs T >= 4, got "
+                              f"{args.seq_len}")
+        return sequence_data.adding_problem(args.seq_len, seed=args.seed)
+    if args.data == "digits":
+        if spec.kind == "image":
+            return datasets.digits(image=True, size=32)
+        return datasets.digits()
+    if args.data == "mnist":
+        data = datasets.mnist(cache_dir=args.cache_dir)
+        if spec.kind == "image":  # LeCun's 28x28 digits centred in LeNet-5's 32x32 input
+            return data._replace(**{k: _pad_to(getattr(data, k), 32)
+                                    for k in ("x_train", "x_val", "x_test")})
+        return data
+    if spec.kind in ("signal", "sequence"):
+        return sequence_data.mnist1d_sequence(cache_dir=args.cache_dir)
+    return datasets.mnist1d(cache_dir=args.cache_dir)
+
+
+def build_model(args: argparse.Namespace, spec: ModelSpec, data: datasets.Dataset) -> Layer:
+    """The Layer ``--model`` names, sized for ``data``."""
+    regression = data.num_classes == 0
+    outputs = data.y_train.shape[-1] if regression else data.num_classes
+    if spec.kind == "mlp":
+        return mlp(args.hidden, outputs, activation=args.activation, dropout=args.dropout,
+                   input_dropout=args.input_dropout)
+    if spec.kind == "image":
+        return (lenet5 if args.model == "lenet5" else lenet5_original)(num_classes=outputs)
+    if spec.kind == "signal":
+        return mnist1d_cnn(num_classes=outputs)
+    if len(args.hidden) != 1:
+        raise _UsageError(f"argument --hidden: a recurrent layer takes one width H, got "
+                          f"{','.join(map(str, args.hidden))}; stack layers with --layers")
+    kw = dict(hidden=args.hidden[0], layers=args.layers, bidirectional=args.bidirectional)
+    if regression:
+        return rnn_regressor(args.model, outputs=outputs, **kw)
+    return rnn_classifier(args.model, num_classes=outputs, **kw)
 
 
 def build_optimizer(
@@ -192,85 +306,174 @@ def build_optimizer(
     return optimizer, rate
 
 
-def _error(message: str) -> int:
-    print(f"dlcourse train: error: {message}", file=sys.stderr)
-    return 2
+def adding_correct(outputs: jax.Array, y: jax.Array) -> jax.Array:
+    """Per sequence, 1.0 when every output is within 0.04 of its target (Hochreiter &
+    Schmidhuber 1997's criterion, :func:`dlcourse.sequence_data.adding_correct`)."""
+    close = jnp.abs(outputs - y) < sequence_data.ADDING_TOLERANCE
+    return close.reshape(len(close), -1).all(axis=1).astype(jnp.float32)
+
+
+def _first_weight(params: Any) -> Any:
+    """The first ``W`` in the model's own layer order (dicts keep insertion order)."""
+    if isinstance(params, dict):
+        if "W" in params:
+            return params["W"]
+        for child in params.values():
+            found = _first_weight(child)
+            if found is not None:
+                return found
+    return None
+
+
+def _resolve(args: argparse.Namespace, spec: ModelSpec) -> None:
+    for name, value in spec.defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, _widths(value) if name == "hidden" else value)
+    if args.hidden is None:  # the CNNs' widths are fixed by their architecture
+        args.hidden = ()
+
+
+def _check(args: argparse.Namespace, n: int) -> None:
+    if args.batch_size > n:
+        raise _UsageError(f"argument --batch-size: {args.batch_size} is larger than the "
+                          f"training set of {args.data} ({n} examples)")
+    if args.lr_decay == 0 and args.lr_schedule in ("step", "plateau"):
+        raise _UsageError("argument --lr-decay: must be > 0 for the step and plateau schedules")
+    if args.resume and args.checkpoint_dir is None:
+        raise _UsageError("argument --resume: needs --checkpoint-dir to resume from")
+    if args.adversarial and args.ensemble > 1:
+        raise _UsageError("argument --adversarial: cannot be combined with --ensemble")
 
 
 def train_command(args: argparse.Namespace) -> int:
     """Run ``dlcourse train``; returns the exit status."""
     start = time.perf_counter()
+    spec = MODELS[args.model]
+    _resolve(args, spec)
     try:
-        data = DATASETS[args.data](args.cache_dir)
+        data = load_data(args, spec)
+        _check(args, len(data.x_train))
+        model = build_model(args, spec, data)
+    except _UsageError as error:
+        print(f"dlcourse train: error: {error}", file=sys.stderr)
+        return 2
     except FileNotFoundError as error:
         print(f"dlcourse train: {error}", file=sys.stderr)
         return 1
-    n = len(data.x_train)
-    if args.batch_size > n:
-        return _error(f"argument --batch-size: {args.batch_size} is larger than the training "
-                      f"set of {args.data} ({n} examples)")
-    if args.lr_decay == 0 and args.lr_schedule in ("step", "plateau"):
-        return _error("argument --lr-decay: must be > 0 for the step and plateau schedules")
-    if args.resume and args.checkpoint_dir is None:
-        return _error("argument --resume: needs --checkpoint-dir to resume from")
-    model = mlp(args.hidden, data.num_classes, activation=args.activation,
-                dropout=args.dropout, input_dropout=args.input_dropout)
-    optimizer, rate = build_optimizer(args, n // args.batch_size)
-    config = {k: v for k, v in vars(args).items()
-              if k not in ("handler", "json", "plot", "resume", "checkpoint_dir", "cache_dir")}
+    regression = data.num_classes == 0
+    loss_fn = losses.quadratic if regression else losses.softmax_cross_entropy
+    metric_fn = adding_correct if regression else correct
+    optimizer, rate = build_optimizer(args, len(data.x_train) // args.batch_size)
+    augment = objective = None
+    if args.augment == "shift" and args.max_shift > 0:
+        from dlcourse.augment import make_augment
+
+        # flat inputs (the MLP's) are shifted as the images or signals they are
+        image_shape = {"digits": (8, 8, 1), "mnist1d": (40, 1)}.get(args.data) if len(
+            data.input_shape) == 1 else None
+        augment = make_augment("shift", max_shift=args.max_shift, mode="edge",
+                               image_shape=image_shape)
+    if args.adversarial:
+        from dlcourse.adversarial import make_adversarial_objective
+
+        objective = make_adversarial_objective(args.adversarial)
+    config = {k: v for k, v in vars(args).items() if k not in (
+        "handler", "json", "plot", "plot_filters", "resume", "checkpoint_dir", "cache_dir")}
     try:
         result = fit(
             model, data, optimizer, epochs=args.epochs, batch_size=args.batch_size,
-            key=jax.random.PRNGKey(args.seed), early_stopping=args.early_stopping,
-            ensemble=args.ensemble, checkpoint_dir=args.checkpoint_dir, resume=args.resume,
+            key=jax.random.PRNGKey(args.seed), loss_fn=loss_fn, metric_fn=metric_fn,
+            early_stopping=args.early_stopping, ensemble=args.ensemble,
+            checkpoint_dir=args.checkpoint_dir, resume=args.resume,
             meta={**config, "hidden": list(args.hidden)}, learning_rate=rate,
+            augment=augment, objective=objective,
         )
     except (FloatingPointError, ValueError) as error:
         print(f"dlcourse train: {error}", file=sys.stderr)
         return 1
-    if args.plot:
-        plot_history(result.history, args.plot)
-    evaluate = make_evaluate(model, ensemble=args.ensemble > 1)
+    evaluate = make_evaluate(model, loss_fn, metric_fn=metric_fn,
+                             ensemble=args.ensemble > 1)
     train = evaluate(result.params, result.state, data.x_train, data.y_train)
     test = evaluate(result.params, result.state, data.x_test, data.y_test)
+    best = result.history[result.best_epoch - 1]
     report = {
-        "model": args.model,
-        "data": args.data,
-        "hidden": list(args.hidden),
-        "activation": args.activation,
-        "dropout": args.dropout,
-        "input_dropout": args.input_dropout,
-        "optimizer": args.optimizer,
-        "lr": args.lr,
-        "lr_schedule": args.lr_schedule,
-        "l1": args.l1,
-        "l2": args.l2,
-        "batch_size": args.batch_size,
-        "ensemble": args.ensemble,
-        "seed": args.seed,
+        "model": args.model, "data": args.data, "hidden": list(args.hidden),
+        **{k: config[k] for k in (
+            "activation", "layers", "bidirectional", "dropout", "input_dropout", "optimizer",
+            "lr", "lr_schedule", "l1", "l2", "batch_size", "ensemble", "augment",
+            "max_shift", "adversarial", "seed")},
         "epochs": len(result.history),
         "best_epoch": result.best_epoch,
         "stopped_early": result.stopped_early,
         "params": param_count(result.params),
         "train_loss": float(train["loss"]),
         "train_accuracy": float(train["accuracy"]),
-        "val_loss": result.history[result.best_epoch - 1]["val_loss"],
-        "val_accuracy": result.history[result.best_epoch - 1]["val_accuracy"],
+        "val_loss": best["val_loss"],
+        "val_accuracy": best["val_accuracy"],
         "test_loss": float(test["loss"]),
         "test_accuracy": float(test["accuracy"]),
-        "seconds": round(time.perf_counter() - start, 3),
     }
+    if args.data == "adding":
+        report["seq_len"] = args.seq_len
+        report["test_mse"] = report["test_loss"]
+        report["test_fraction_correct"] = report["test_accuracy"]
+    if args.adversarial:
+        from dlcourse.adversarial import adversarial_accuracy
+
+        report["test_adversarial_accuracy"] = adversarial_accuracy(
+            model.apply, result.params, result.state, data.x_test, data.y_test,
+            args.adversarial)
+    if args.plot:
+        plot_history(result.history, args.plot)
+    if args.plot_filters:
+        from dlcourse.plots import plot_filters
+
+        kernel = _first_weight(result.params)
+        if args.ensemble > 1:
+            kernel = kernel[0]
+        shape = data.input_shape if spec.kind == "mlp" and len(data.input_shape) > 1 else None
+        plot_filters(kernel, args.plot_filters, image_shape=shape,
+                     title=f"first layer of {args.model} on {args.data}")
+    report["seconds"] = round(time.perf_counter() - start, 3)
     if args.json:
         print(json.dumps(report))
     else:
+        what = "fraction correct" if regression else "accuracy"
         print(
-            f"{args.model} on {args.data}: test accuracy {report['test_accuracy']:.4f}, "
+            f"{args.model} on {args.data}: test {what} {report['test_accuracy']:.4f}, "
             f"test loss {report['test_loss']:.4f}, train loss {report['train_loss']:.4f} "
             f"({report['params']:,} parameters, {report['epochs']} epochs"
             + (f", stopped early, best epoch {result.best_epoch}" if result.stopped_early else "")
             + f", {report['seconds']:.1f} s)"
         )
     return 0
+
+
+# --- dlcourse summary --------------------------------------------------------------------
+
+
+def summary_command(args: argparse.Namespace) -> int:
+    """Run ``dlcourse summary MODEL``: the per-layer table, from shapes only."""
+    from dlcourse.summary import format_summary, summary
+
+    build, paper_shape = ARCHITECTURES[args.model]
+    shape = args.input_shape or paper_shape
+    try:
+        rows = summary(build(), shape)
+    except ValueError as error:  # e.g. an input too small for the architecture
+        print(f"dlcourse summary: error: argument --input-shape: {error}", file=sys.stderr)
+        return 2
+    total = sum(int(r["params"]) for r in rows)
+    if args.json:
+        print(json.dumps({"model": args.model, "input_shape": list(shape), "layers": rows,
+                          "total_params": total}, default=list))
+    else:
+        print(f"{args.model}, input {'x'.join(map(str, shape))}")
+        print(format_summary(rows))
+    return 0
+
+
+# --- dlcourse run ------------------------------------------------------------------------
 
 
 def _experiment_names() -> tuple[str, ...]:

@@ -62,3 +62,57 @@ def test_console_script_end_to_end(tmp_path):
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["data"] == "digits" and 0 <= report["test_accuracy"] <= 1
     assert "train:" not in proc.stderr  # no tqdm bar when stderr is a pipe
+
+
+def test_summary_alexnet_reproduces_the_course_table(capsys):
+    assert main(["summary", "alexnet"]) == 0
+    out = capsys.readouterr().out
+    for shape in ("55×55×96", "27×27×96", "27×27×256", "13×13×256", "13×13×384", "6×6×256"):
+        assert shape in out
+    assert "62,378,344" in out
+    assert main(["summary", "alexnet", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["total_params"] == 62_378_344
+    assert [r["output_shape"] for r in report["layers"] if r["kind"] == "conv"] == [
+        [55, 55, 96], [27, 27, 256], [13, 13, 384], [13, 13, 384], [13, 13, 256]]
+
+
+def test_summary_input_too_small_exits_2(capsys):
+    assert main(["summary", "vgg16", "--input-shape", "8,8,3"]) == 2
+    assert "--input-shape" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,field,low", [
+    (["--model", "lenet5", "--data", "digits", "--epochs", "3"], "test_accuracy", 0.8),
+    (["--model", "cnn", "--data", "mnist1d", "--epochs", "3"], "test_accuracy", 0.3),
+    (["--model", "gru", "--data", "mnist1d", "--hidden", "32", "--epochs", "3", "--lr", "1e-2"],
+     "test_accuracy", 0.25),
+    (["--model", "lstm", "--data", "adding", "--seq-len", "10", "--hidden", "16",
+      "--epochs", "2"], "test_mse", 0.0),
+])
+def test_train_other_models_quick(capsys, tmp_path, argv, field, low):
+    """Each model family runs end to end through the CLI (short runs; CI-sized)."""
+    code, out, err = _run(capsys, "train", *argv, "--cache-dir", str(tmp_path), "--json")
+    assert code == 0, err
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report[field] >= low  # well above chance after a few epochs (0.1 for 10 classes)
+
+
+def test_adversarial_training_reports_attack_accuracy(capsys, tmp_path):
+    code, out, err = _run(capsys, "train", "--data", "digits", "--hidden", "32", "--epochs",
+                          "3", "--adversarial", "0.2", "--plot-filters",
+                          str(tmp_path / "filters.png"), "--json")
+    assert code == 0, err
+    report = json.loads(out.strip().splitlines()[-1])
+    assert 0 <= report["test_adversarial_accuracy"] <= report["test_accuracy"]
+    assert (tmp_path / "filters.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("argv,argument", [
+    (["--model", "cnn", "--data", "digits"], "--data"),
+    (["--model", "lstm", "--hidden", "10,10"], "--hidden"),
+    (["--model", "mlp", "--data", "adding"], "--data"),
+])
+def test_bad_model_data_combinations_exit_2(capsys, tmp_path, argv, argument):
+    code, _, err = _run(capsys, "train", "--cache-dir", str(tmp_path), *argv)
+    assert code == 2 and argument in err and len(err.strip().splitlines()) == 1

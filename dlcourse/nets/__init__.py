@@ -5,6 +5,7 @@ constructor                    input      parameters   reference for the count
 =============================  =========  ===========  ====================================
 ``lenet5()``                   32×32×1    61,706       today's LeNet-5 (Keras/PyTorch tutorials)
 ``lenet5_original()``          32×32×1    60,000       LeCun et al. 1998, §II-B
+``mnist1d_cnn()``              40×1       5,210        Greydanus 2020's ``ConvBase``
 ``alexnet()``                  227×227×3  62,378,344   the course's table (§3.2)
 ``alexnet(grouped=True)``      227×227×3  60,965,224   Krizhevsky et al. 2012 (two GPUs)
 ``vgg16()``                    224×224×3  138,357,544  Simonyan & Zisserman 2015; torchvision
@@ -26,6 +27,7 @@ print their layer table with :func:`dlcourse.summary.summary`::
 """
 
 from dlcourse.nets.alexnet import alexnet
+from dlcourse.nets.cnn1d import mnist1d_cnn
 from dlcourse.nets.inception import googlenet, inception_module, inception_resnet_v2, inception_v4
 from dlcourse.nets.lenet import lenet5, lenet5_original
 from dlcourse.nets.resnet import basic_block, bottleneck_block, resnet, resnet18, resnet34, resnet50
@@ -42,6 +44,7 @@ __all__ = [
     "inception_v4",
     "lenet5",
     "lenet5_original",
+    "mnist1d_cnn",
     "resnet",
     "resnet18",
     "resnet34",
@@ -52,6 +55,7 @@ __all__ = [
 ]
 
 ARCHITECTURES = {
+    "cnn": (mnist1d_cnn, (40, 1)),
     "lenet5": (lenet5, (32, 32, 1)),
     "lenet5_original": (lenet5_original, (32, 32, 1)),
     "alexnet": (alexnet, (227, 227, 3)),
