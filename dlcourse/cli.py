@@ -424,7 +424,9 @@ def train_command(args: argparse.Namespace) -> int:
             model.apply, result.params, result.state, data.x_test, data.y_test,
             args.adversarial)
     if args.plot:
-        plot_history(result.history, args.plot)
+        plot_history(result.history, args.plot,
+                     loss_name="squared error" if regression else "cross-entropy",
+                     metric_name="fraction correct" if regression else "accuracy")
     if args.plot_filters:
         from dlcourse.plots import plot_filters
 

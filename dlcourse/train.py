@@ -429,8 +429,14 @@ def write_history(path: str | os.PathLike, history: list[dict[str, Any]]) -> Non
     os.replace(tmp, path)
 
 
-def plot_history(history: list[dict[str, Any]], path: str | os.PathLike) -> None:
-    """Loss and accuracy curves, training and validation, per epoch, as a PNG."""
+def plot_history(
+    history: list[dict[str, Any]],
+    path: str | os.PathLike,
+    *,
+    loss_name: str = "loss",
+    metric_name: str = "accuracy",
+) -> None:
+    """Loss and accuracy (or ``metric_name``) curves, training and validation, as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -441,8 +447,8 @@ def plot_history(history: list[dict[str, Any]], path: str | os.PathLike) -> None
     for split in ("train", "val"):
         ax_loss.plot(epochs, [r[f"{split}_loss"] for r in history], label=split)
         ax_acc.plot(epochs, [r[f"{split}_accuracy"] for r in history], label=split)
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", yscale="log", title="loss")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    ax_loss.set(xlabel="epoch", ylabel=loss_name, yscale="log", title="loss")
+    ax_acc.set(xlabel="epoch", ylabel=metric_name, title=metric_name)
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend()

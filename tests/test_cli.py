@@ -116,3 +116,35 @@ def test_adversarial_training_reports_attack_accuracy(capsys, tmp_path):
 def test_bad_model_data_combinations_exit_2(capsys, tmp_path, argv, argument):
     code, _, err = _run(capsys, "train", "--cache-dir", str(tmp_path), *argv)
     assert code == 2 and argument in err and len(err.strip().splitlines()) == 1
+
+
+def test_lenet5_on_mnist_idx_files_padded_to_32(capsys, tmp_path):
+    """`--data mnist` reads the IDX files from the cache; LeNet-5 sees them padded to 32x32."""
+    import numpy as np
+
+    from dlcourse.data import write_idx
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for stem, n in (("train", 120), ("t10k", 40)):
+        write_idx(folder / f"{stem}-images-idx3-ubyte",
+                  rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        write_idx(folder / f"{stem}-labels-idx1-ubyte", (np.arange(n) % 10).astype(np.uint8))
+    code, out, err = _run(capsys, "train", "--model", "lenet5", "--data", "mnist", "--epochs",
+                          "1", "--batch-size", "20", "--cache-dir", str(tmp_path), "--json")
+    assert code == 0, err
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["params"] == 61_706  # the 32x32 LeNet-5: the padding fits it exactly
+
+
+def test_mnist_without_files_says_where_to_put_them(capsys, tmp_path, monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network in tests")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    code, _, err = _run(capsys, "train", "--data", "mnist", "--cache-dir", str(tmp_path))
+    assert code == 1 and "train-images-idx3-ubyte" in err and str(tmp_path) in err
