@@ -13,8 +13,21 @@ module              course     contents
 ``losses``          §2.4.1–2   quadratic, binary/multiclass cross-entropy, L1/L2 penalties
 ``mlp``             §2.2–2.4   dense layer and MLP, forward with stored a⁽ᵏ⁾, h⁽ᵏ⁾, explicit
                                two-pass backpropagation, ``custom_vjp``
-``train``           §2.4.6     Algorithm 1: minibatch SGD, one compiled ``lax.scan`` per epoch
+``optim``           §2.4.6     SGD, momentum, Nesterov, RMSProp, Adam, schedules, penalties,
+                               as optax transformations
+``dropout``         §2.4.6     inverted dropout
+``train``           §2.4.6     Algorithm 1: minibatch SGD, one compiled ``lax.scan`` per epoch;
+                               early stopping, ensembles, checkpoints
+``augment``         §2.4.6     random shifts and crops under ``vmap``
+``adversarial``     §2.4.6     FGSM and adversarial training
+``conv``            §3.1       convolution and pooling with explicit backward passes
+``layers``          §2, §3     the layer protocol's layers, batch norm, combinators
+``nets``            §3.2       LeNet-5, AlexNet, VGG, GoogLeNet, Inception-v4/-ResNet-v2, ResNet
+``summary``         §3.2       per-layer tables from shapes only
+``rnn``, ``lstm``   §4         Elman, Jordan, GRU, LSTM; scan, masking, BPTT
 ``data``                       scikit-learn digits, MNIST-1D, the MNIST IDX reader
+``sequence_data``   §4         the adding problem, MNIST-1D as sequences
+``checkpoint``                 atomic, checksummed training checkpoints
 ``cli``                        the ``dlcourse`` command
 ==================  =========  ==============================================================
 
@@ -44,7 +57,26 @@ Conventions (one set, for every chapter)
 * **Randomness** always comes from an explicit ``jax.random`` key.
 """
 
-from dlcourse import activations, data, init, losses, mlp, train
+from dlcourse import (
+    activations,
+    adversarial,
+    augment,
+    checkpoint,
+    conv,
+    data,
+    dropout,
+    init,
+    layers,
+    losses,
+    lstm,
+    mlp,
+    nets,
+    optim,
+    rnn,
+    sequence_data,
+    summary,
+    train,
+)
 from dlcourse._types import Array, Layer, Params, PRNGKey, Shape, State, weight_mask
 from dlcourse.data import Dataset
 from dlcourse.mlp import mlp_apply, mlp_backprop, mlp_backward, mlp_forward, mlp_init
@@ -62,12 +94,24 @@ __all__ = [
     "Shape",
     "State",
     "activations",
+    "adversarial",
+    "augment",
+    "checkpoint",
+    "conv",
     "data",
+    "dropout",
     "fit",
     "init",
+    "layers",
     "losses",
+    "lstm",
     "make_evaluate",
     "mlp",
+    "nets",
+    "optim",
+    "rnn",
+    "sequence_data",
+    "summary",
     "mlp_apply",
     "mlp_backprop",
     "mlp_backward",

@@ -6,5 +6,5 @@ Every experiment has a frozen ``Config`` with its defaults at the top, a pure
 and ``plot.png`` under ``results/<name>/``.  Run one with ``dlcourse run NAME``.
 """
 
-EXPERIMENTS = ("ch2_glorot_init", "ch2_vanishing_gradients")
+EXPERIMENTS = ("ch2_glorot_init", "ch2_vanishing_gradients", "ch4_long_dependencies")
 """The experiments ``dlcourse run`` knows, by module name."""

@@ -84,3 +84,38 @@ def write_results(
     (out / "table.md").write_text(table + "\n")
     figure.savefig(out / "plot.png", dpi=120, bbox_inches="tight")
     return out
+
+
+def subplots(ncols: int = 2):
+    """A figure of ``ncols`` axes side by side, drawn with the Agg backend (no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(1, ncols, figsize=(5.5 * ncols, 4))
+
+
+def finish(fig, axes) -> Any:
+    """Grid and legend on every axis, tight layout; returns the figure."""
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def experiment_main(module_name: str, argv: Sequence[str] | None) -> int:
+    """The ``main`` of every experiment: config from the command line, run, print, write.
+
+    The experiment module provides ``Config``, ``QUICK``, ``run(config)``,
+    ``table(config, results)``, ``verdict(config, results)`` and ``plot(config, results)``.
+    """
+    module = sys.modules[module_name]
+    config, out = parse_config(module.Config, argv, module.QUICK)
+    results = module.run(config)
+    text = module.table(config, results) + "\n\n" + module.verdict(config, results)
+    print(text)
+    write_results(out, config, results, text, module.plot(config, results))
+    print(f"results written to {out}/")
+    return 0

@@ -27,7 +27,7 @@ from dlcourse import optim
 from dlcourse._types import Layer
 from dlcourse.mlp import mlp, mlp_backprop, mlp_forward
 from dlcourse.train import fit, make_evaluate
-from experiments._common import markdown_table, mean_std, parse_config, write_results
+from experiments._common import experiment_main, finish, markdown_table, mean_std, subplots
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,7 +132,7 @@ def table(config: Config, results: dict) -> str:
     return markdown_table(header, rows)
 
 
-def verdict(results: dict) -> str:
+def verdict(config: Config, results: dict) -> str:
     inits = results["inits"]
     if not {"glorot", "course_typo"} <= set(inits):
         return "verdict: needs both the glorot and course_typo inits"
@@ -146,12 +146,7 @@ def verdict(results: dict) -> str:
 
 
 def plot(config: Config, results: dict):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_std, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax_std, ax_acc) = subplots()
     for init, runs in results["inits"].items():
         layers = np.arange(1, config.depth + 1)
         ax_std.plot(layers, np.mean([r["activation_std"] for r in runs], 0), "o-", label=init)
@@ -160,21 +155,11 @@ def plot(config: Config, results: dict):
     ax_std.set(yscale="log", xlabel="hidden layer k", ylabel="std of h(k) at init",
                title=f"{config.depth}×{config.width} {config.activation} MLP on MNIST-1D")
     ax_acc.set(xlabel="epoch", ylabel="validation accuracy", title="training with SGD")
-    for ax in (ax_std, ax_acc):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    return fig
+    return finish(fig, (ax_std, ax_acc))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    config, out = parse_config(Config, argv, QUICK)
-    results = run(config)
-    text = table(config, results) + "\n\n" + verdict(results)
-    print(text)
-    write_results(out, config, results, text, plot(config, results))
-    print(f"results written to {out}/")
-    return 0
+    return experiment_main(__name__, argv)
 
 
 if __name__ == "__main__":

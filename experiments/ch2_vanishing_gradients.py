@@ -24,7 +24,7 @@ from dlcourse import data as datasets
 from dlcourse import optim
 from dlcourse.mlp import mlp, mlp_backprop
 from dlcourse.train import fit, make_evaluate
-from experiments._common import markdown_table, mean_std, parse_config, write_results
+from experiments._common import experiment_main, finish, markdown_table, mean_std, subplots
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,12 +103,7 @@ def verdict(config: Config, results: dict) -> str:
 
 
 def plot(config: Config, results: dict):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_grad, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax_grad, ax_acc) = subplots()
     deep = max(config.depths)
     for activation in config.activations:
         runs = _select(results, activation, deep)
@@ -121,21 +116,11 @@ def plot(config: Config, results: dict):
                 title=f"{deep} hidden layers of {config.width}, MNIST-1D")
     ax_acc.set(xlabel="hidden layers", ylabel="test accuracy",
                title=f"after {config.epochs} epochs of SGD")
-    for ax in (ax_grad, ax_acc):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    return fig
+    return finish(fig, (ax_grad, ax_acc))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    config, out = parse_config(Config, argv, QUICK)
-    results = run(config)
-    text = table(config, results) + "\n\n" + verdict(config, results)
-    print(text)
-    write_results(out, config, results, text, plot(config, results))
-    print(f"results written to {out}/")
-    return 0
+    return experiment_main(__name__, argv)
 
 
 if __name__ == "__main__":

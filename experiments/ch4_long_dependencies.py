@@ -1,0 +1,128 @@
+"""Claim (§4): simple recurrent networks (Elman) fail to learn long-range dependencies,
+which the LSTM's gated cell was designed for (Hochreiter & Schmidhuber 1997).
+
+The task is their adding problem (Experiment 4, Table 7): two marked values among T
+steps, the first in the first 10 steps; the target 0.5 + (X₁ + X₂)/4 is given at the
+end, and a sequence is correct when the absolute error is under 0.04.
+
+Run:      dlcourse run ch4_long_dependencies   (or python -m experiments.ch4_long_dependencies)
+Expected: at T = 10 both networks solve the task; as T grows the Elman network's
+          fraction of correct sequences collapses towards what predicting the mean gives
+          (about 0.11), while the LSTM stays above 0.99 at T = 100.
+          About 10 minutes on a 2-core CPU (--quick: 15 s).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dlcourse import losses, optim, sequence_data
+from dlcourse.rnn import rnn_regressor
+from dlcourse.train import fit, make_evaluate
+from experiments._common import experiment_main, finish, markdown_table, mean_std, subplots
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    seeds: tuple[int, ...] = (0,)
+    lengths: tuple[int, ...] = (10, 50, 100)
+    cells: tuple[str, ...] = ("elman", "lstm")
+    hidden: int = 128
+    epochs: int = 25
+    learning_rate: float = 1e-3  # Adam
+    batch_size: int = 50
+    n_train: int = 10_000
+    n_test: int = 2_560  # the paper's test set size
+
+
+QUICK = {"lengths": (10,), "hidden": 16, "epochs": 2, "n_train": 1_000, "n_test": 256,
+         "batch_size": 100}
+
+
+def correct(outputs: jax.Array, y: jax.Array) -> jax.Array:
+    """1.0 per sequence whose output is within 0.04 of the target."""
+    return (jnp.abs(outputs - y) < sequence_data.ADDING_TOLERANCE).all(-1).astype(jnp.float32)
+
+
+def run(config: Config) -> dict:
+    """Per cell, length and seed: test MSE, fraction correct, and the learning curve."""
+    results: dict = {"runs": []}
+    for length in config.lengths:
+        for seed in config.seeds:
+            data = sequence_data.adding_problem(length, n_train=config.n_train, n_val=500,
+                                                n_test=config.n_test, seed=seed)
+            # the trivial baseline: always predict the training mean
+            mean = float(data.y_train.mean())
+            baseline = float(np.mean(np.abs(data.y_test - mean) < 0.04))
+            for cell in config.cells:
+                model = rnn_regressor(cell, hidden=config.hidden)
+                result = fit(model, data, optim.adam(config.learning_rate),
+                             epochs=config.epochs, batch_size=config.batch_size,
+                             key=jax.random.PRNGKey(seed), loss_fn=losses.quadratic,
+                             metric_fn=correct, progress=False)
+                test = make_evaluate(model, losses.quadratic, metric_fn=correct)(
+                    result.params, result.state, data.x_test, data.y_test)
+                results["runs"].append({
+                    "cell": cell, "length": length, "seed": seed,
+                    "test_mse": float(test["loss"]), "test_correct": float(test["accuracy"]),
+                    "mean_baseline_correct": baseline,
+                    "val_correct": [r["val_accuracy"] for r in result.history],
+                })
+    return results
+
+
+def _select(results: dict, cell: str, length: int) -> list[dict]:
+    return [r for r in results["runs"] if r["cell"] == cell and r["length"] == length]
+
+
+def table(config: Config, results: dict) -> str:
+    rows = []
+    for length in config.lengths:
+        for cell in config.cells:
+            runs = _select(results, cell, length)
+            rows.append([cell, length, mean_std([r["test_mse"] for r in runs], ".4f"),
+                         mean_std([r["test_correct"] for r in runs]),
+                         f"{runs[0]['mean_baseline_correct']:.3f}"])
+    return markdown_table(
+        ["cell", "T", "test MSE", "fraction correct", "predicting the mean"], rows)
+
+
+def verdict(config: Config, results: dict) -> str:
+    if not {"elman", "lstm"} <= set(config.cells):
+        return "verdict: needs the elman and lstm cells"
+    longest = max(config.lengths)
+    got = {c: np.mean([r["test_correct"] for r in _select(results, c, longest)])
+           for c in ("elman", "lstm")}
+    holds = got["lstm"] >= 0.99 and got["elman"] < 0.5
+    return (f"verdict: claim {'holds' if holds else 'does NOT hold'}: at T = {longest}, "
+            f"fraction correct {got['lstm']:.3f} (LSTM) vs {got['elman']:.3f} (Elman)")
+
+
+def plot(config: Config, results: dict):
+    fig, (ax_len, ax_curve) = subplots()
+    for cell in config.cells:
+        ax_len.plot(config.lengths,
+                    [np.mean([r["test_correct"] for r in _select(results, cell, t)])
+                     for t in config.lengths], "o-", label=cell)
+        curve = np.mean([r["val_correct"] for r in _select(results, cell, max(config.lengths))],
+                        axis=0)
+        ax_curve.plot(np.arange(1, len(curve) + 1), curve, label=cell)
+    ax_len.set(xlabel="sequence length T", ylabel="fraction of test sequences correct",
+               title="adding problem (|error| < 0.04)")
+    ax_curve.set(xlabel="epoch", ylabel="validation fraction correct",
+                 title=f"learning curves at T = {max(config.lengths)}")
+    return finish(fig, (ax_len, ax_curve))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return experiment_main(__name__, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
