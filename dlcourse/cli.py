@@ -45,7 +45,7 @@ class ModelSpec(NamedTuple):
 
 MODELS: dict[str, ModelSpec] = {
     "mlp": ModelSpec("mlp", ("mnist1d", "digits", "mnist"), dict(
-        hidden="256,256", lr=1e-2, epochs=150, l2=1e-4, augment="none", max_shift=0)),
+        hidden="256,256", lr=5e-3, epochs=150, l2=1e-4, augment="none", max_shift=0)),
     "lenet5": ModelSpec("image", ("digits", "mnist"), dict(
         lr=1e-3, epochs=30, l2=0.0, augment="shift", max_shift=3)),
     "lenet5_original": ModelSpec("image", ("digits", "mnist"), dict(
