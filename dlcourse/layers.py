@@ -671,7 +671,8 @@ def serial(*layers: Layer | tuple[str, Layer]) -> Layer:
                  {"kind": "serial", "children": children})
 
 
-def _parallel_init(key, input_shape, *, children):
+def _branches_init(key, input_shape, children):
+    """Initialize children that all read ``input_shape``: (shapes, params, state) by name."""
     shapes, params, state = {}, {}, {}
     for i, (name, layer) in enumerate(children):
         shapes[name], p, s = _child_init(name, layer, jax.random.fold_in(key, i), input_shape)
@@ -679,6 +680,11 @@ def _parallel_init(key, input_shape, *, children):
             params[name] = p
         if s:
             state[name] = s
+    return shapes, params, state
+
+
+def _parallel_init(key, input_shape, *, children):
+    shapes, params, state = _branches_init(key, input_shape, children)
     return parallel_output_shape(shapes, input_shape), params, state
 
 
@@ -728,13 +734,7 @@ def parallel(*branches: Layer | tuple[str, Layer]) -> Layer:
 
 
 def _residual_init(key, input_shape, *, children):
-    shapes, params, state = {}, {}, {}
-    for i, (name, layer) in enumerate(children):
-        shapes[name], p, s = _child_init(name, layer, jax.random.fold_in(key, i), input_shape)
-        if p:
-            params[name] = p
-        if s:
-            state[name] = s
+    shapes, params, state = _branches_init(key, input_shape, children)
     return residual_output_shape(shapes, input_shape), params, state
 
 
