@@ -55,7 +55,7 @@ def run(config: Config) -> dict:
     results: dict = {"runs": []}
     for length in config.lengths:
         for seed in config.seeds:
-            data = sequence_data.adding_problem(length, n_train=config.n_train, n_val=500,
+            data = sequence_data.adding_problem(length, n_train=config.n_train,
                                                 n_test=config.n_test, seed=seed)
             # the trivial baseline: always predict the training mean
             mean = float(data.y_train.mean())
