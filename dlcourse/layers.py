@@ -172,8 +172,12 @@ def _dropout_apply(params, state, x, *, key=None, train=False, drop_rate: float)
     return dropout(x, drop_rate, key=key, train=train), state
 
 
-def Dropout(drop_rate: float) -> Layer:  # noqa: N802 - a layer constructor, as stax's
-    """Dropout as a :class:`~dlcourse.Layer` with no parameters (see :func:`dropout`)."""
+def Dropout(drop_rate: float = 0.5) -> Layer:  # noqa: N802 - a layer constructor, as stax's
+    """Dropout as a :class:`~dlcourse.Layer` with no parameters (see :func:`dropout`).
+
+    The default 0.5 is the course's rate for hidden units (§2.4.6); it suggests 0.2 for
+    the inputs.
+    """
     drop_rate = check_drop_rate("Dropout", "drop_rate", drop_rate)
     return Layer(_identity_init, partial(_dropout_apply, drop_rate=drop_rate),
                  {"kind": "dropout", "drop_rate": drop_rate})
