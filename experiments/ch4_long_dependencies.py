@@ -6,10 +6,10 @@ steps, the first in the first 10 steps; the target 0.5 + (X₁ + X₂)/4 is give
 end, and a sequence is correct when the absolute error is under 0.04.
 
 Run:      dlcourse run ch4_long_dependencies   (or python -m experiments.ch4_long_dependencies)
-Expected: at T = 10 both networks solve the task; as T grows the Elman network's
-          fraction of correct sequences collapses towards what predicting the mean gives
-          (about 0.11), while the LSTM stays above 0.99 at T = 100.
-          About 10 minutes on a 2-core CPU (--quick: 15 s).
+Expected: fraction of test sequences correct, Elman / LSTM: 0.951 / 1.000 at T = 10,
+          0.152 / 1.000 at T = 50, 0.145 / 0.993 at T = 100, where predicting the mean
+          gives 0.15: beyond T = 10 the Elman network learns nothing.
+          8 minutes on a 2-core CPU (--quick: 15 s).
 """
 
 from __future__ import annotations
