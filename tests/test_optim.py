@@ -527,3 +527,33 @@ def test_float32_params_get_float32_updates_and_state(name):
     assert all(u.dtype == jnp.float32 for u in jax.tree.leaves(updates))
     floats = [x for x in jax.tree.leaves(state[1]) if jnp.issubdtype(x.dtype, jnp.floating)]
     assert all(x.dtype == jnp.float32 for x in floats)
+
+
+@pytest.mark.parametrize("penalty", ["l1", "l2"])
+def test_penalty_through_loss_equals_penalty_through_optimizer(key, penalty):
+    """§2.4.2 two ways: λΩ added to the loss, or its gradient added by the optimizer."""
+    from dlcourse.mlp import mlp_loss
+
+    with jax.enable_x64(True):
+        k1, k2, k3 = jax.random.split(key, 3)
+        params = mlp_init(k1, (5, 8, 3), activation="tanh", dtype=jnp.float64)
+        # weights away from 0, so that sign(W) is the same function in both runs
+        params = jax.tree.map(lambda w: w + 0.5 * jnp.sign(w), params)
+        x = jax.random.normal(k2, (16, 5), jnp.float64)
+        y = jax.random.randint(k3, (16,), 0, 3)
+        lam = 1e-3
+        kw = dict(activation="tanh", output="softmax", loss="cross_entropy")
+
+        def run(opt, loss_kw):
+            grad = jax.jit(jax.grad(lambda p: mlp_loss(p, x, y, **kw, **loss_kw)))
+            p, s = params, opt.init(params)
+            for _ in range(50):
+                updates, s = opt.update(grad(p), s, p)
+                p = optax.apply_updates(p, updates)
+            return p
+
+        add = optim.add_l1 if penalty == "l1" else optim.add_l2
+        through_loss = run(optim.adam(1e-2), {penalty: lam})
+        through_optimizer = run(optax.chain(add(lam), optim.adam(1e-2)), {})
+        chex.assert_trees_all_close(through_loss, through_optimizer, rtol=1e-10, atol=1e-12)
+        assert not np.allclose(through_loss["fc1"]["W"], run(optim.adam(1e-2), {})["fc1"]["W"])
