@@ -7,9 +7,13 @@ Prints two tables (numbers, not assertions; see DESIGN.md "Checks outside the co
    input projection I x_t + b inside the scanned step ("step") or hoisted out of the
    scan as one matmul over all steps ("hoisted"), and for a few ``unroll`` values;
 2. compile time and step time of a whole Adam training step (LSTM, H = 128, B = 64,
-   T = 1000, D = 2: the adding problem), which must compile in under 5 s.
+   T = 1000, D = 2: the adding problem), which must compile in under 5 s;
+3. forward+backward of the LSTM regressor (D = 2) with autodiff through the scan
+   against ``explicit_backprop=True`` (the course's BPTT, ``dlcourse.lstm.lstm_bptt``,
+   as the derivative through ``jax.custom_vjp``).
 
 Run:   .venv/bin/python benchmarks/rnn_scan.py [--quick] [--cells=lstm,gru] [--dims=2,128]
+       [--sections=1,2,3,4]
 Takes a few minutes on a 2-core CPU (``--quick``: T = 100 only, fewer repeats).
 """
 
@@ -91,6 +95,18 @@ def time_unrolls(T: int, unrolls: list[int], *, repeats: int) -> dict:
     return compile_s, _times(fns, *args, repeats=repeats)
 
 
+def time_explicit(T: int, D: int = 2, *, repeats: int) -> dict:
+    """Forward+backward of the LSTM regressor, autodiff vs ``explicit_backprop=True``."""
+    fns, args = {}, None
+    for explicit in (False, True):
+        model = recurrent("lstm", H, 1, explicit_backprop=explicit)
+        _, params, state, x, y = _model_and_data("lstm", T, D, hoist=False, unroll=1)
+        fns["explicit" if explicit else "autodiff"] = jax.jit(
+            jax.value_and_grad(_loss_fn(model)))
+        args = (params, state, x, y)  # the same parameters and data for both
+    return _times(fns, *args, repeats=repeats)
+
+
 def time_train_step(T: int, D: int = 2, *, repeats: int) -> tuple[float, float, float]:
     """(compile s, min step s, median step s) of a jitted Adam step, LSTM regressor."""
     _, params, state, x, y = _model_and_data("lstm", T, D, hoist=False, unroll=1)
@@ -121,25 +137,29 @@ def main() -> None:
     parser.add_argument("--lengths", default="100,1000", help="sequence lengths T")
     parser.add_argument("--unrolls", default="1,4,16", help="unroll values (LSTM, D = 2)")
     parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--sections", default="1,2,3,4", help="tables to print")
     args = parser.parse_args()
     lengths = [100] if args.quick else [int(t) for t in args.lengths.split(",")]
     repeats = 3 if args.quick else args.repeats
     cells = args.cells.split(",")
     dims = [int(d) for d in args.dims.split(",")]
+    sections = {int(k) for k in args.sections.split(",")}
 
     print(f"jax {jax.__version__} on {jax.devices()[0].device_kind} ({jax.default_backend()}), "
           f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}")
     print(f"B = {B}, H = {H}, many-to-one MSE; min (median) of {repeats} interleaved runs, "
           f"seconds\n")
-    print("## 1. input projection inside the step vs hoisted out of the scan (unroll = 1)\n")
-    print("| cell | T | D | fwd step | fwd hoisted | fwd+bwd step | fwd+bwd hoisted "
-          "| hoisted / step, fwd+bwd (min) |")
-    print("|---|---|---|---|---|---|---|---|")
 
     def fmt(t):
         return f"{t[0]:.4f} ({t[1]:.4f})"
 
-    for cell in cells:
+    if 1 in sections:
+        print("## 1. input projection inside the step vs hoisted out of the scan "
+              "(unroll = 1)\n")
+        print("| cell | T | D | fwd step | fwd hoisted | fwd+bwd step | fwd+bwd hoisted "
+              "| hoisted / step, fwd+bwd (min) |")
+        print("|---|---|---|---|---|---|---|---|")
+    for cell in cells if 1 in sections else []:
         for T in lengths:
             for D in dims:
                 t = time_placements(cell, T, D, repeats=repeats)
@@ -148,22 +168,34 @@ def main() -> None:
                       f"| {fmt(t['fwd+bwd step'])} | {fmt(t['fwd+bwd hoisted'])} "
                       f"| {ratio:.2f} |", flush=True)
 
-    print("\n## 2. unroll (LSTM, D = 2, projection inside the step)\n")
-    print("| T | unroll | compile fwd+bwd | fwd | fwd+bwd |")
-    print("|---|---|---|---|---|")
+    if 2 in sections:
+        print("\n## 2. unroll (LSTM, D = 2, projection inside the step)\n")
+        print("| T | unroll | compile fwd+bwd | fwd | fwd+bwd |")
+        print("|---|---|---|---|---|")
     unrolls = [int(u) for u in args.unrolls.split(",")]
-    for T in lengths:
+    for T in lengths if 2 in sections else []:
         compile_s, t = time_unrolls(T, unrolls, repeats=repeats)
         for u in unrolls:
             print(f"| {T} | {u} | {compile_s[u]:.2f} | {fmt(t[f'fwd {u}'])} "
                   f"| {fmt(t[f'fwd+bwd {u}'])} |", flush=True)
 
-    print("\n## 3. Adam training step, LSTM H = 128, B = 64, D = 2 (library defaults)\n")
-    print("| T | compile s | step s |")
-    print("|---|---|---|")
-    for T in [100] if args.quick else [100, 1000]:
+    if 3 in sections:
+        print("\n## 3. Adam training step, LSTM H = 128, B = 64, D = 2 (library defaults)\n")
+        print("| T | compile s | step s |")
+        print("|---|---|---|")
+    for T in ([100] if args.quick else [100, 1000]) if 3 in sections else []:
         c, t_min, t_med = time_train_step(T, repeats=repeats)
         print(f"| {T} | {c:.2f} | {t_min:.4f} ({t_med:.4f}) |", flush=True)
+
+    if 4 in sections:
+        print("\n## 4. LSTM regressor fwd+bwd, D = 2: autodiff vs explicit_backprop=True\n")
+        print("| T | fwd+bwd autodiff | fwd+bwd explicit | autodiff / explicit (min) |")
+        print("|---|---|---|---|")
+    for T in lengths if 4 in sections else []:
+        t = time_explicit(T, repeats=repeats)
+        ratio = t["autodiff"][0] / t["explicit"][0]
+        print(f"| {T} | {fmt(t['autodiff'])} | {fmt(t['explicit'])} | {ratio:.2f} |",
+              flush=True)
 
 
 if __name__ == "__main__":

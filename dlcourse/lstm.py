@@ -46,7 +46,9 @@ fused matrix; biases are 0 except the forget gate's, ``forget_bias = 1`` by defa
 peephole weights start at 0.
 
 **Backprop through time** (:func:`lstm_bptt`) is written from the equations, checked
-against ``jax.grad`` in float64.
+against ``jax.grad`` in float64.  :func:`lstm_sequence_explicit` makes it the derivative
+of the LSTM under ``jax.grad`` (``jax.custom_vjp``); :func:`dlcourse.rnn.recurrent` uses it
+with ``explicit_backprop=True``.
 
 References:
   Course §4.1 and its figure 20 (Olah, "Understanding LSTM Networks", 2015).
@@ -80,6 +82,7 @@ __all__ = [
     "lstm_from_course",
     "lstm_init",
     "lstm_project",
+    "lstm_sequence_explicit",
     "lstm_step",
     "lstm_to_course",
     "lstm_variant",
@@ -371,18 +374,34 @@ def lstm_bptt(
       ``(grads, dxs)``: ``grads`` has the structure of ``params`` (what ``jax.grad``
       returns), ``dxs`` is ``(B, T, D)``.
     """
-    variant = lstm_variant(params)
+    lstm_variant(params)
     hs, cache = lstm_forward(params, xs, carry0=carry0)
     if dhs.shape != hs.shape:
         raise ValueError(
             f"lstm_bptt: dhs must have the shape of the hidden outputs {hs.shape}, got "
             f"dhs.shape={dhs.shape}."
         )
+    grads, dxs, _ = _bptt_from_cache(params, cache, dhs)
+    return grads, dxs
+
+
+def _bptt_from_cache(
+    params: Params, cache: dict[str, Array], dhs: Array, dC_T: Array | None = None
+) -> tuple[Params, Array, Carry]:
+    r"""The walk of :func:`lstm_bptt` on a cache of :func:`lstm_forward`.
+
+    ``dC_T`` is $\partial L / \partial C_T$ from outside (the final cell state read by
+    something after the sequence; 0 by default).  Returns ``(grads, dxs, dcarry0)``,
+    ``dcarry0`` $= \{\partial L/\partial h_0, \partial L/\partial C_0\}$: the back carry
+    that leaves step 1.
+    """
+    variant = lstm_variant(params)
     peep = variant == "peephole"
     W = params["W"]
     C_prev = jnp.concatenate([cache["C0"][None], cache["C"][:-1]])
     h_prev = jnp.concatenate([cache["h0"][None], cache["h"][:-1]])
     z0 = jnp.zeros_like(cache["h0"])
+    dC_T = z0 if dC_T is None else dC_T
 
     def body(back, step):
         dh_rec, dC_rec = back  # ∂L/∂h_t and ∂L/∂C_t through step t+1
@@ -409,7 +428,7 @@ def lstm_bptt(
     f_all = cache.get("f", cache["u"])  # a placeholder for the 1997 LSTM, never read
     steps = (jnp.swapaxes(dhs, 0, 1), cache["u"], f_all, cache["g"], cache["o"],
              cache["C"], C_prev)
-    _, dz = lax.scan(body, (z0, z0), steps, reverse=True)
+    (dh0, dC0), dz = lax.scan(body, (z0, dC_T), steps, reverse=True)
     grads = {
         "I": jnp.einsum("tbg,tbd->gd", dz, cache["x"]),
         "W": jnp.einsum("tbg,tbh->gh", dz, h_prev),
@@ -421,4 +440,69 @@ def lstm_bptt(
         grads["p_f"] = (dz[..., H : 2 * H] * C_prev).sum(axis=(0, 1))
         grads["p_o"] = (dz[..., 3 * H :] * cache["C"]).sum(axis=(0, 1))
     dxs = jnp.swapaxes(dz @ params["I"], 0, 1)
-    return grads, dxs
+    return grads, dxs, {"h": dh0, "C": dC0}
+
+
+@jax.custom_vjp
+def _lstm_explicit(params: Params, xs: Array, carry0: Carry) -> tuple[Array, Array]:
+    """``(hs (B, T, H), C_T (B, H))``; its VJP is :func:`_bptt_from_cache`."""
+    _check_sequence("lstm_sequence_explicit", params, xs)
+
+    def body(carry, x):
+        new, h = lstm_step(params, carry, lstm_project(params, x))
+        return new, h
+
+    carry, hs = lax.scan(body, carry0, jnp.swapaxes(xs, 0, 1))
+    return jnp.swapaxes(hs, 0, 1), carry["C"]
+
+
+def _lstm_explicit_fwd(params, xs, carry0):
+    hs, cache = lstm_forward(params, xs, carry0=carry0)
+    return (hs, cache["C"][-1]), (params, cache)
+
+
+def _lstm_explicit_bwd(residuals, cotangents):
+    params, cache = residuals
+    dhs, dC_T = cotangents
+    grads, dxs, dcarry0 = _bptt_from_cache(params, cache, dhs, dC_T)
+    return grads, dxs.astype(cache["x"].dtype), dcarry0
+
+
+_lstm_explicit.defvjp(_lstm_explicit_fwd, _lstm_explicit_bwd)
+
+
+def lstm_sequence_explicit(
+    params: Params, xs: Array, carry0: Carry | None = None
+) -> tuple[Array, Carry]:
+    r"""The LSTM over ``xs`` whose derivative, under ``jax.grad``, is :func:`lstm_bptt`.
+
+    The same values as :func:`lstm_forward`'s ``hs`` and its final carry, but
+    ``jax.grad`` (or ``jax.vjp``) of anything computed from them runs the explicit
+    backprop through time of :func:`lstm_bptt` (through ``jax.custom_vjp``, as
+    :func:`dlcourse.mlp.mlp_apply_explicit` does for the MLP) instead of differentiating
+    the scan: the course's algorithm doing the work of autodiff.  Every variant.
+
+    Cotangents flow to all three inputs: ``params``, ``xs`` and ``carry0`` (so a
+    non-zero initial carry, or one computed from other parameters, gets its gradient,
+    $\partial L/\partial h_0 = W^\top \delta z_1$ and
+    $\partial L/\partial C_0 = \delta C_1 \odot f_1$ [+ peepholes]).  A cotangent on the
+    final carry is taken as well: on its ``"h"`` it is added to $\bar h_T$, on its
+    ``"C"`` it starts the backward walk ($\delta C_{T+1} f_{T+1}$ replaced by it).
+
+    Only first-order reverse mode: ``jax.jvp`` or ``jax.hessian`` through it fails, as
+    for any ``jax.custom_vjp`` function.
+
+    Args:
+      params: fused parameters (any variant).
+      xs: ``(B, T, D)``.
+      carry0: initial ``{"h": (B, H), "C": (B, H)}``; zeros by default.
+
+    Returns:
+      ``(hs, carry)``: $h_1, \dots, h_T$ ``(B, T, H)`` and ``{"h": h_T, "C": C_T}``.
+    """
+    lstm_variant(params)
+    _check_sequence("lstm_sequence_explicit", params, xs)
+    if carry0 is None:
+        carry0 = lstm_zero_carry(params, xs.shape[0])
+    hs, C_T = _lstm_explicit(params, xs, carry0)
+    return hs, {"h": hs[:, -1], "C": C_T}

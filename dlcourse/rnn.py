@@ -49,7 +49,8 @@ default; the numbers and the reason are in :data:`HOIST_INPUT`'s docstring.
 
 **Backprop through time** for Elman and Jordan (:func:`elman_bptt`,
 :func:`jordan_bptt`; the LSTM's is :func:`dlcourse.lstm.lstm_bptt`) is written from the
-equations and checked against ``jax.grad`` in float64.
+equations and checked against ``jax.grad`` in float64; ``explicit_backprop=True`` makes
+the LSTM's the gradient of the LSTM layers of :func:`recurrent` (``jax.custom_vjp``).
 
 References:
   Course §4 (and Olah, "Understanding LSTM Networks", 2015, for its figures 18–19).
@@ -575,6 +576,31 @@ def _check_lengths(fn: str, lengths: Any, batch: int) -> Array:
     return lengths
 
 
+def _check_explicit(fn: str, cell: Cell, hoist_input: bool, unroll: int | bool) -> None:
+    """Raise unless ``explicit_backprop`` can serve this layer: an LSTM, its own scan."""
+    if cell.name not in _LSTM_VARIANT or cell.step is not L.lstm_step:
+        raise ValueError(
+            f"{fn}: explicit_backprop=True runs dlcourse.lstm.lstm_bptt, which only the "
+            f"LSTMs have; got cell={cell.name!r}. Use cell='lstm' (or 'peephole_lstm', "
+            f"'lstm1997'), or explicit_backprop=False for autodiff through the scan."
+        )
+    if hoist_input or unroll is True or unroll != 1:
+        raise ValueError(
+            f"{fn}: explicit_backprop=True runs dlcourse.lstm.lstm_sequence_explicit, which "
+            f"projects the input inside the step and does not unroll; got "
+            f"hoist_input={hoist_input!r}, unroll={unroll!r}. Leave them at False and 1."
+        )
+
+
+def _no_lengths(fn: str, lengths: Any) -> None:
+    if lengths is not None:
+        raise ValueError(
+            f"{fn}: explicit_backprop=True does not mask padded steps (lstm_bptt has no "
+            f"lengths); got lengths. Pass equal-length sequences without lengths, or use "
+            f"explicit_backprop=False."
+        )
+
+
 def rnn_scan(
     cell: str | Cell,
     params: Params,
@@ -585,6 +611,7 @@ def rnn_scan(
     reverse: bool = False,
     hoist_input: bool = HOIST_INPUT,
     unroll: int | bool = 1,
+    explicit_backprop: bool = False,
 ) -> tuple[Array, Any]:
     r"""Run one recurrent layer over a batch of sequences with ``lax.scan``.
 
@@ -603,17 +630,31 @@ def rnn_scan(
       hoist_input: compute $I x_t + b$ for all steps with one matmul before the scan
         instead of inside each step (see :data:`HOIST_INPUT`).
       unroll: steps per scan iteration (``lax.scan``'s ``unroll``).
+      explicit_backprop: for the LSTMs, run :func:`dlcourse.lstm.lstm_sequence_explicit`,
+        whose gradient under ``jax.grad`` is the explicit BPTT of
+        :func:`dlcourse.lstm.lstm_bptt` instead of autodiff through the scan (same
+        values; ``reverse`` flips the sequence around it).  Needs ``lengths=None``,
+        ``hoist_input=False`` and ``unroll=1``.
 
     Returns:
       ``(ys, carry)``: outputs ``(B, T, F)`` and the final carry.
 
     Raises:
-      ValueError: ``xs`` not 3-D or with the wrong number of features, bad ``lengths``.
+      ValueError: ``xs`` not 3-D or with the wrong number of features, bad ``lengths``;
+        ``explicit_backprop`` with a cell other than an LSTM, with ``lengths``,
+        ``hoist_input`` or ``unroll`` != 1.
     """
     cell = get_cell(cell)
     _check_xs("rnn_scan", xs, params["I"].shape[1])
     B, T, _ = xs.shape
     carry0 = cell.zero_carry(params, B) if initial_carry is None else initial_carry
+    if explicit_backprop:
+        _check_explicit("rnn_scan", cell, hoist_input, unroll)
+        _no_lengths("rnn_scan", lengths)
+        if reverse:
+            ys, carry = L.lstm_sequence_explicit(params, jnp.flip(xs, 1), carry0)
+            return jnp.flip(ys, 1), carry
+        return L.lstm_sequence_explicit(params, xs, carry0)
     x_tm = jnp.swapaxes(xs, 0, 1)
     mask = idx = None
     if lengths is not None:
@@ -699,6 +740,7 @@ def rnn_stack_apply(
     lengths: Array | None = None,
     hoist_input: bool = HOIST_INPUT,
     unroll: int | bool = 1,
+    explicit_backprop: bool = False,
 ) -> tuple[Array, Array, dict[str, Any]]:
     r"""Stacked (and maybe bidirectional) layers of :func:`rnn_stack_init` over ``xs``.
 
@@ -708,7 +750,7 @@ def rnn_stack_apply(
       xs: ``(B, T, D)``.
       initial_carry: ``{"layer1": carry, ...}`` as :func:`rnn_zero_carry` makes it;
         zeros by default.
-      lengths, hoist_input, unroll: as :func:`rnn_scan`.
+      lengths, hoist_input, unroll, explicit_backprop: as :func:`rnn_scan`.
 
     Returns:
       ``(ys, last, carries)``: the top layer's outputs ``(B, T, F)``; ``last``, the top
@@ -725,7 +767,8 @@ def rnn_stack_apply(
         )
     if initial_carry is None:
         initial_carry = rnn_zero_carry(cell, params, xs.shape[0])
-    kw = dict(lengths=lengths, hoist_input=hoist_input, unroll=unroll)
+    kw = dict(lengths=lengths, hoist_input=hoist_input, unroll=unroll,
+              explicit_backprop=explicit_backprop)
     h, carries = xs, {}
     for name in names:
         p, c0 = params[name], initial_carry[name]
@@ -765,12 +808,15 @@ def _recurrent_init(key, input_shape: Shape, *, fn, cell, hidden, num_outputs, l
 
 def _recurrent_apply(params, state, x, *, key=None, train=False, lengths=None,
                      initial_carry=None, fn, cell, return_sequences, hoist_input,
-                     unroll) -> tuple[Array, State]:
+                     unroll, explicit_backprop=False) -> tuple[Array, State]:
     del key, train  # no dropout here
     first = params["layer1"]
     _check_xs(fn, x, (first["fwd"] if "fwd" in first else first)["I"].shape[1])
+    if explicit_backprop:
+        _no_lengths(fn, lengths)
     ys, last, _ = rnn_stack_apply(cell, params, x, initial_carry=initial_carry,
-                                  lengths=lengths, hoist_input=hoist_input, unroll=unroll)
+                                  lengths=lengths, hoist_input=hoist_input, unroll=unroll,
+                                  explicit_backprop=explicit_backprop)
     return dense_apply(params["head"], ys if return_sequences else last), state
 
 
@@ -784,6 +830,7 @@ def recurrent(
     return_sequences: bool = False,
     hoist_input: bool = HOIST_INPUT,
     unroll: int | bool = 1,
+    explicit_backprop: bool = False,
     activation: str = "tanh",
     output: str = "tanh",
     forget_bias: float | None = None,
@@ -818,26 +865,39 @@ def recurrent(
       return_sequences: many-to-many instead of many-to-one.
       hoist_input: see :data:`HOIST_INPUT`.
       unroll: ``lax.scan``'s ``unroll``.
-      activation, output, forget_bias: cell options (:func:`get_cell`).
+      explicit_backprop: LSTM cells only (``"lstm"``, ``"peephole_lstm"``,
+        ``"lstm1997"``): every layer (stacked, either direction) runs
+        :func:`dlcourse.lstm.lstm_sequence_explicit`, so ``jax.grad`` of a loss of the
+        model runs the course's explicit BPTT (:func:`dlcourse.lstm.lstm_bptt`) through
+        ``jax.custom_vjp`` instead of autodiff through the scan.  Same values and
+        gradients (to rounding); measured faster on a CPU (``benchmarks/rnn_scan.py``).
+        Not with ``lengths`` (raises at ``apply``), ``hoist_input`` or ``unroll`` != 1
+        (raise here); no forward-mode (``jax.jvp``) or higher derivatives.
       w_init: initializer of every weight block and of the head.
       dtype: parameter dtype.
       name: the function name used in error messages and ``info["kind"]``.
 
     Raises:
-      ValueError: bad sizes or names here; at ``init``, an ``input_shape`` that is not
-        ``(T, D)``; at ``apply``, an ``x`` that is not ``(B, T, D)``.
+      ValueError: bad sizes or names here, ``explicit_backprop`` with a cell other than
+        an LSTM, or with ``hoist_input`` or ``unroll`` != 1; at ``init``, an
+        ``input_shape`` that is not ``(T, D)``; at ``apply``, an ``x`` that is not
+        ``(B, T, D)``, or ``lengths`` with ``explicit_backprop``.
     """
     c = get_cell(cell, activation=activation, output=output, forget_bias=forget_bias)
     for arg, v in (("hidden", hidden), ("num_outputs", num_outputs), ("layers", layers)):
         _check_positive(name, arg, v)
+    if explicit_backprop:
+        _check_explicit(name, c, hoist_input, unroll)
     common = dict(fn=name, cell=c, return_sequences=return_sequences)
     return Layer(
         partial(_recurrent_init, hidden=hidden, num_outputs=num_outputs, layers=layers,
                 bidirectional=bidirectional, w_init=w_init, dtype=dtype, **common),
-        partial(_recurrent_apply, hoist_input=hoist_input, unroll=unroll, **common),
+        partial(_recurrent_apply, hoist_input=hoist_input, unroll=unroll,
+                explicit_backprop=explicit_backprop, **common),
         {"kind": name, "cell": cell, "hidden": hidden, "num_outputs": num_outputs,
          "layers": layers, "bidirectional": bidirectional,
-         "return_sequences": return_sequences, "hoist_input": hoist_input},
+         "return_sequences": return_sequences, "hoist_input": hoist_input,
+         "explicit_backprop": explicit_backprop},
     )
 
 

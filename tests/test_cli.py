@@ -148,3 +148,19 @@ def test_mnist_without_files_says_where_to_put_them(capsys, tmp_path, monkeypatc
     monkeypatch.setattr(urllib.request, "urlopen", offline)
     code, _, err = _run(capsys, "train", "--data", "mnist", "--cache-dir", str(tmp_path))
     assert code == 1 and "train-images-idx3-ubyte" in err and str(tmp_path) in err
+
+
+def test_explicit_backprop_flag_trains_like_autodiff(capsys, tmp_path):
+    """--explicit-backprop swaps in the course's backward pass; the result barely moves."""
+    reports = []
+    for extra in ([], ["--explicit-backprop"]):
+        code, out, err = _run(capsys, "train", "--model", "lstm", "--data", "adding",
+                              "--seq-len", "10", "--hidden", "8", "--epochs", "1",
+                              "--cache-dir", str(tmp_path), "--json", *extra)
+        assert code == 0, err
+        reports.append(json.loads(out.strip().splitlines()[-1]))
+    # float32 sums in another order: equal to ~1e-5, not bit for bit
+    assert abs(reports[0]["test_mse"] - reports[1]["test_mse"]) < 1e-4
+    code, _, err = _run(capsys, "train", "--model", "gru", "--explicit-backprop",
+                        "--cache-dir", str(tmp_path))
+    assert code == 2 and "--explicit-backprop" in err

@@ -223,3 +223,137 @@ def test_lstm_errors(key):
         L.lstm_variant(L.lstm_to_course(params))
     with pytest.raises(ValueError, match="dhs must have the shape"):
         L.lstm_bptt(params, jnp.zeros((B, T, D)), jnp.zeros((B, T, H + 1)))
+
+
+# --- explicit BPTT as the derivative (jax.custom_vjp) ------------------------------------
+
+
+@pytest.mark.parametrize("variant", L.VARIANTS)
+def test_lstm_sequence_explicit_vjp_is_autodiff(key, variant):
+    """Values as lstm_forward; VJP w.r.t. params, xs and carry0, with cotangents on every
+    h_t and on the final carry's h and C, equal to autodiff through the scan (float64)."""
+    with jax.enable_x64(True):
+        params = _random_params(key, variant)
+        xs, carry0, dhs = _data(key, salt=11)
+        rng = _rng(key, 12)
+        dcarry = {"h": jnp.asarray(rng.normal(size=(B, H))),
+                  "C": jnp.asarray(rng.normal(size=(B, H)))}
+
+        def reference(params, xs, carry0):
+            hs, cache = L.lstm_forward(params, xs, carry0=carry0)
+            return hs, {"h": cache["h"][-1], "C": cache["C"][-1]}
+
+        def explicit(params, xs, carry0):
+            return L.lstm_sequence_explicit(params, xs, carry0)
+
+        out_ref, vjp_ref = jax.vjp(reference, params, xs, carry0)
+        out, vjp = jax.vjp(jax.jit(explicit), params, xs, carry0)
+        chex.assert_trees_all_close(out, out_ref, rtol=1e-12, atol=1e-14)
+        expected, got = vjp_ref((dhs, dcarry)), vjp((dhs, dcarry))
+        chex.assert_trees_all_equal_structs(got, expected)
+        chex.assert_trees_all_close(got, expected, rtol=1e-10, atol=1e-13)
+        # Without carry0 the initial carry is zeros, as lstm_forward's default.
+        hs, _ = L.lstm_sequence_explicit(params, xs)
+        chex.assert_trees_all_close(hs, L.lstm_forward(params, xs)[0], rtol=1e-12, atol=1e-14)
+
+
+def _rnn_model_and_data(key, cell, explicit, **kwargs):
+    from dlcourse.rnn import recurrent
+
+    model = recurrent(cell, H, 2, explicit_backprop=explicit, dtype=jnp.float64, **kwargs)
+    _, params, state = model.init(key, (T, D))
+    rng = _rng(key, 21)  # perturb every leaf: zero biases hide nothing
+    params = jax.tree.map(lambda p: p + jnp.asarray(0.3 * rng.normal(size=p.shape)), params)
+    xs, _, _ = _data(key, salt=22)
+    return model, params, state, xs
+
+
+@pytest.mark.parametrize(
+    "cell,kwargs,with_carry",
+    [("lstm", {}, False),
+     ("lstm", {"layers": 2, "bidirectional": True, "return_sequences": True}, False),
+     ("lstm", {"layers": 2}, True),
+     ("peephole_lstm", {"bidirectional": True}, True),
+     ("lstm1997", {"layers": 2, "return_sequences": True}, False)],
+)
+def test_recurrent_explicit_backprop_grad_equals_autodiff(key, cell, kwargs, with_carry):
+    """jax.grad of a loss of the model, explicit_backprop=True against False: float64,
+    rtol 1e-10, stacked and bidirectional, with a non-zero initial carry for some."""
+    from dlcourse.rnn import rnn_zero_carry
+
+    with jax.enable_x64(True):
+        carry0 = None
+        if with_carry:
+            _, params, _, _ = _rnn_model_and_data(key, cell, False, **kwargs)
+            rng = _rng(key, 23)
+            carry0 = jax.tree.map(lambda z: jnp.asarray(rng.normal(size=z.shape)),
+                                  rnn_zero_carry(cell, params, B))
+        grads = {}
+        for explicit in (False, True):
+            model, params, state, xs = _rnn_model_and_data(key, cell, explicit, **kwargs)
+
+            def loss(params, carry0, model=model, state=state, xs=xs):
+                pred, _ = model.apply(params, state, xs, initial_carry=carry0)
+                return jnp.sum(jnp.sin(pred))
+
+            jaxpr = str(jax.make_jaxpr(loss)(params, carry0))
+            assert ("custom_vjp_call" in jaxpr) == explicit  # the explicit path is taken
+            value, g = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))(params, carry0)
+            grads[explicit] = (value, g)
+        chex.assert_trees_all_equal_structs(grads[True], grads[False])
+        chex.assert_trees_all_close(grads[True], grads[False], rtol=1e-10, atol=1e-13)
+
+
+def test_recurrent_explicit_backprop_adam_steps_match(key):
+    """20 Adam steps of an LSTM regressor (2 layers) land on the same parameters."""
+    import optax
+
+    from dlcourse.rnn import rnn_regressor
+
+    with jax.enable_x64(True):
+        xs, _, _ = _data(key, salt=31)
+        y = jnp.asarray(_rng(key, 32).normal(size=(B, 1)))
+        final = {}
+        for explicit in (False, True):
+            model = rnn_regressor("lstm", H, layers=2, explicit_backprop=explicit,
+                                  dtype=jnp.float64)
+            _, params, state = model.init(key, (T, D))
+            opt = optax.adam(1e-2)
+
+            @jax.jit
+            def step(params, opt_state, model=model, state=state, opt=opt):
+                def loss(params):
+                    return jnp.mean((model.apply(params, state, xs)[0] - y) ** 2)
+
+                grads = jax.grad(loss)(params)
+                updates, opt_state = opt.update(grads, opt_state, params)
+                return optax.apply_updates(params, updates), opt_state
+
+            opt_state = opt.init(params)
+            for _ in range(20):
+                params, opt_state = step(params, opt_state)
+            final[explicit] = params
+        chex.assert_trees_all_close(final[True], final[False], rtol=1e-9, atol=1e-12)
+
+
+def test_explicit_backprop_errors(key):
+    from dlcourse.rnn import recurrent, rnn_classifier, rnn_scan
+
+    for cell in ("gru", "elman", "jordan"):
+        with pytest.raises(ValueError, match=r"rnn_classifier: explicit_backprop=True .* only "
+                                             r"the LSTMs"):
+            rnn_classifier(cell, H, explicit_backprop=True)
+    with pytest.raises(ValueError, match=r"hoist_input=True, unroll=1"):
+        recurrent("lstm", H, explicit_backprop=True, hoist_input=True)
+    with pytest.raises(ValueError, match=r"unroll=4"):
+        recurrent("lstm", H, explicit_backprop=True, unroll=4)
+    model = recurrent("lstm", H, explicit_backprop=True)
+    _, params, state = model.init(key, (T, D))
+    xs = jnp.zeros((B, T, D))
+    with pytest.raises(ValueError, match=r"recurrent: explicit_backprop=True does not mask"):
+        model.apply(params, state, xs, lengths=jnp.full((B,), T))
+    p = L.lstm_init(key, D, H)
+    with pytest.raises(ValueError, match=r"rnn_scan: explicit_backprop=True does not mask"):
+        rnn_scan("lstm", p, xs, lengths=jnp.full((B,), T), explicit_backprop=True)
+    with pytest.raises(ValueError, match=r"lstm_sequence_explicit: xs must be a batch"):
+        L.lstm_sequence_explicit(p, jnp.zeros((T, D)))
