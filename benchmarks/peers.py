@@ -105,13 +105,19 @@ def _dlcourse_step(model, x, y):
         logits, _ = model.apply(params, state, x, train=True)
         return losses.softmax_cross_entropy(logits, y)
 
+    return _adam_step(loss, opt), params, opt.init(params)
+
+
+def _adam_step(loss, opt):
+    """The same jitted training step for both sides: value_and_grad, update, apply."""
+
     @jax.jit
     def step(params, opt_state, x, y):
         value, grads = jax.value_and_grad(loss)(params, x, y)
         updates, opt_state = opt.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, value
 
-    return step, params, opt.init(params)
+    return step
 
 
 def _flax_step(module, x, y):
@@ -123,13 +129,7 @@ def _flax_step(module, x, y):
         logits = module.apply({"params": params}, x)
         return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
-    @jax.jit
-    def step(params, opt_state, x, y):
-        value, grads = jax.value_and_grad(loss)(params, x, y)
-        updates, opt_state = opt.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, value
-
-    return step, params, opt.init(params)
+    return _adam_step(loss, opt), params, opt.init(params)
 
 
 def _compile(step, params, opt_state, x, y):

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from dlcourse import losses
 from dlcourse._types import Array, Params, weight_mask
 
 Schedule = Callable[[Array], Any]
@@ -477,11 +478,8 @@ def _penalty(fn: str, arg: str, lam: float, grad_of_omega) -> optax.GradientTran
                 f"{fn}: the penalty is a function of the weights; call "
                 f"update(grads, state, params) with the current params, got params=None."
             )
-        mask = weight_mask(params)
-        grads = jax.tree.map(
-            lambda g, w, m: g + lam * grad_of_omega(w) if m else g, grads, params, mask
-        )
-        return grads, state
+        # grad_of_omega is zero off the weights (losses.l*_penalty_grad use weight_mask)
+        return jax.tree.map(lambda g, d: g + lam * d, grads, grad_of_omega(params)), state
 
     return optax.GradientTransformation(init_fn, update_fn)
 
@@ -510,7 +508,7 @@ def add_l2(l2: float) -> optax.GradientTransformation:
     References:
       Course §2.4.2; :func:`dlcourse.losses.l2_penalty_grad`.
     """
-    return _penalty("add_l2", "l2", l2, lambda w: 2 * w)
+    return _penalty("add_l2", "l2", l2, losses.l2_penalty_grad)
 
 
 def add_l1(l1: float) -> optax.GradientTransformation:
@@ -536,7 +534,7 @@ def add_l1(l1: float) -> optax.GradientTransformation:
     References:
       Course §2.4.2.
     """
-    return _penalty("add_l1", "l1", l1, jnp.sign)
+    return _penalty("add_l1", "l1", l1, losses.l1_penalty_grad)
 
 
 def l2_optax(l2: float) -> optax.GradientTransformation:

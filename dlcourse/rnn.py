@@ -264,6 +264,26 @@ def elman_forward(
     return jnp.swapaxes(_psi(output, cache["o"]), 0, 1), cache
 
 
+def _context_grads(params, cache, da, do, *, context0, context):
+    r"""The parameter sums of BPTT shared by Elman and Jordan, and $\nabla_x$.
+
+    With $a_t = I x_t + W c_{t-1} + b$ and $o_t = V h_t + c$, where the context $c_{t-1}$
+    is $h_{t-1}$ (Elman) or $y_{t-1}$ (Jordan): $\nabla_I = \sum_t \nabla_{a_t} x_t^\top$,
+    $\nabla_W = \sum_t \nabla_{a_t} c_{t-1}^\top$, $\nabla_b = \sum_t \nabla_{a_t}$,
+    $\nabla_V = \sum_t \nabla_{o_t} h_t^\top$, $\nabla_c = \sum_t \nabla_{o_t}$,
+    $\nabla_{x_t} = I^\top \nabla_{a_t}$.  Arrays are time-major.
+    """
+    context_prev = jnp.concatenate([context0[None], context[:-1]])
+    grads = {
+        "I": jnp.einsum("tbh,tbd->hd", da, cache["x"]),
+        "W": jnp.einsum("tbh,tbk->hk", da, context_prev),
+        "b": da.sum(axis=(0, 1)),
+        "V": jnp.einsum("tbk,tbh->kh", do, cache["h"]),
+        "c": do.sum(axis=(0, 1)),
+    }
+    return grads, jnp.swapaxes(da @ params["I"], 0, 1)
+
+
 def elman_bptt(
     params: Params,
     xs: Array,
@@ -311,15 +331,7 @@ def elman_bptt(
         return da @ params["W"], da
 
     _, da = lax.scan(body, jnp.zeros_like(cache["h0"]), (dh_out, cache["a"]), reverse=True)
-    h_prev = jnp.concatenate([cache["h0"][None], cache["h"][:-1]])
-    grads = {
-        "I": jnp.einsum("tbh,tbd->hd", da, cache["x"]),
-        "W": jnp.einsum("tbh,tbk->hk", da, h_prev),
-        "b": da.sum(axis=(0, 1)),
-        "V": jnp.einsum("tbk,tbh->kh", do, cache["h"]),
-        "c": do.sum(axis=(0, 1)),
-    }
-    return grads, jnp.swapaxes(da @ params["I"], 0, 1)
+    return _context_grads(params, cache, da, do, context0=cache["h0"], context=cache["h"])
 
 
 # --- Jordan -----------------------------------------------------------------------------
@@ -431,15 +443,7 @@ def jordan_bptt(
 
     steps = (jnp.swapaxes(dys, 0, 1), cache["a"], cache["o"])
     _, (da, do) = lax.scan(body, jnp.zeros_like(cache["y0"]), steps, reverse=True)
-    y_prev = jnp.concatenate([cache["y0"][None], cache["y"][:-1]])
-    grads = {
-        "I": jnp.einsum("tbh,tbd->hd", da, cache["x"]),
-        "W": jnp.einsum("tbh,tbk->hk", da, y_prev),
-        "b": da.sum(axis=(0, 1)),
-        "V": jnp.einsum("tbk,tbh->kh", do, cache["h"]),
-        "c": do.sum(axis=(0, 1)),
-    }
-    return grads, jnp.swapaxes(da @ params["I"], 0, 1)
+    return _context_grads(params, cache, da, do, context0=cache["y0"], context=cache["y"])
 
 
 # --- GRU --------------------------------------------------------------------------------
