@@ -57,66 +57,15 @@ Conventions (one set, for every chapter)
 * **Randomness** always comes from an explicit ``jax.random`` key.
 """
 
-from dlcourse import (
-    activations,
-    adversarial,
-    augment,
-    checkpoint,
-    conv,
-    data,
-    dropout,
-    init,
-    layers,
-    losses,
-    lstm,
-    mlp,
-    nets,
-    optim,
-    rnn,
-    sequence_data,
-    summary,
-    train,
-)
-from dlcourse._types import Array, Layer, Params, PRNGKey, Shape, State, weight_mask
-from dlcourse.data import Dataset
-from dlcourse.mlp import mlp_apply, mlp_backprop, mlp_backward, mlp_forward, mlp_init
-from dlcourse.train import FitResult, fit, make_evaluate
+# During the redesign the package imports its modules lazily, so that one module being
+# rewritten never breaks the import of the others.  The public API is rebuilt at the end.
+import importlib as _importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Array",
-    "Dataset",
-    "FitResult",
-    "Layer",
-    "PRNGKey",
-    "Params",
-    "Shape",
-    "State",
-    "activations",
-    "adversarial",
-    "augment",
-    "checkpoint",
-    "conv",
-    "data",
-    "dropout",
-    "fit",
-    "init",
-    "layers",
-    "losses",
-    "lstm",
-    "make_evaluate",
-    "mlp",
-    "nets",
-    "optim",
-    "rnn",
-    "sequence_data",
-    "summary",
-    "mlp_apply",
-    "mlp_backprop",
-    "mlp_backward",
-    "mlp_forward",
-    "mlp_init",
-    "train",
-    "weight_mask",
-]
+
+def __getattr__(name: str):
+    try:
+        return _importlib.import_module(f"dlcourse.{name}")
+    except ModuleNotFoundError:
+        raise AttributeError(f"module 'dlcourse' has no attribute {name!r}") from None

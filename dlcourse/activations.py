@@ -153,6 +153,24 @@ def softmax_vjp(x: Array, v: Array) -> Array:
     return s * (v - jnp.sum(s * v, axis=-1, keepdims=True))
 
 
+def lecun_tanh(x: Array) -> Array:
+    r"""LeCun's scaled hyperbolic tangent $\phi(x) = 1.7159 \tanh(2x/3)$ (LeNet-5, §3.2).
+
+    Chosen so that $\phi(\pm 1) = \pm 1$ and the gain is close to 1 where it matters.
+
+    References:
+      LeCun, Y., Bottou, L., Bengio, Y. and Haffner, P., "Gradient-based learning applied
+      to document recognition", Proc. IEEE 86(11), 1998, Appendix A.
+    """
+    return 1.7159 * jnp.tanh(x * (2.0 / 3.0))
+
+
+def lecun_tanh_derivative(x: Array) -> Array:
+    r"""$\phi'(x) = 1.7159 \cdot \tfrac23 (1 - \tanh^2(2x/3))$."""
+    t = jnp.tanh(x * (2.0 / 3.0))
+    return (1.7159 * 2.0 / 3.0) * (1.0 - t * t)
+
+
 class Activation(NamedTuple):
     """An element-wise activation and its explicit derivative."""
 
@@ -167,17 +185,50 @@ ACTIVATIONS: dict[str, Activation] = {
     "hard_threshold": Activation(hard_threshold, hard_threshold_derivative),
     "relu": Activation(relu, relu_derivative),
     "leaky_relu": Activation(leaky_relu, leaky_relu_derivative),
+    "lecun_tanh": Activation(lecun_tanh, lecun_tanh_derivative),
 }
 """Element-wise activations by name. ``"prelu"`` and ``"softmax"`` are handled apart:
 one has a parameter, the other couples its inputs."""
 
+OUTPUT_FUNCTIONS: tuple[str, ...] = (*ACTIVATIONS, "softmax")
+r"""Names of the output functions $\psi$ (§2.2): the element-wise ones and softmax."""
 
-def get_activation(name: str) -> Activation:
+
+def get_activation(name: str, *, caller: str = "get_activation") -> Activation:
     """Look up an element-wise activation by name, with an error that lists the choices."""
     try:
         return ACTIVATIONS[name]
-    except KeyError:
+    except (KeyError, TypeError):
         raise ValueError(
-            f"get_activation: unknown activation {name!r}; expected one of "
+            f"{caller}: unknown activation {name!r}; expected one of "
             f"{sorted(ACTIVATIONS)} (or 'prelu', whose slope is a parameter)."
         ) from None
+
+
+def check_output(name: str | None, *, caller: str, allow_none: bool = False) -> str | None:
+    r"""Validate the name of an output function $\psi$ (an activation or ``"softmax"``)."""
+    if name is None and allow_none:
+        return None
+    if name not in OUTPUT_FUNCTIONS:
+        extra = " or None" if allow_none else ""
+        raise ValueError(
+            f"{caller}: unknown activation={name!r}; expected one of "
+            f"{sorted(OUTPUT_FUNCTIONS)}{extra}."
+        )
+    return name
+
+
+def output_apply(name: str, a: Array) -> Array:
+    r"""$\psi(a)$ by name: an element-wise activation, or softmax over the last axis."""
+    return softmax(a) if name == "softmax" else get_activation(name).fn(a)
+
+
+def output_vjp(name: str, a: Array, dy: Array) -> Array:
+    r"""$\nabla_a$ from $\nabla_y$ through $y = \psi(a)$, §2.4.4.
+
+    Softmax's Jacobian-vector product (:func:`softmax_vjp`) or the element-wise
+    $\nabla_y \odot \psi'(a)$.
+    """
+    if name == "softmax":
+        return softmax_vjp(a, dy)
+    return dy * get_activation(name).derivative(a)

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlcourse import losses
+from dlcourse.metrics import accuracy
 from dlcourse._types import Array, Layer, Params, PRNGKey, State
 
 __all__ = [
@@ -316,7 +317,7 @@ def make_adversarial_objective(
 def _correct_count_impl(apply_fn, loss_fn, clip, params, state, x, y, epsilon):
     x_adv = fgsm(apply_fn, params, state, x, y, epsilon, loss_fn=loss_fn, clip=clip)
     outputs, _ = apply_fn(params, state, x_adv, train=False)
-    return losses.accuracy(outputs, y) * x.shape[0]
+    return accuracy(outputs, y) * x.shape[0]
 
 
 # Cached on (apply_fn, loss_fn, clip): a Layer's apply is one object for the model's life.
@@ -362,7 +363,7 @@ def adversarial_accuracy(
 
     Returns:
       A Python float in $[0, 1]$; not jittable (it is a report: call :func:`fgsm` and
-      :func:`dlcourse.losses.accuracy` inside compiled code).
+      :func:`dlcourse.metrics.accuracy` inside compiled code).
 
     Raises:
       ValueError: for a bad ``epsilon``, ``clip`` or ``batch_size``, or an empty ``x``.

@@ -29,7 +29,8 @@ from dlcourse.layers import param_count
 from dlcourse.mlp import HIDDEN_ACTIVATIONS, mlp
 from dlcourse.nets import ARCHITECTURES, lenet5, lenet5_original, mnist1d_cnn
 from dlcourse.rnn import rnn_classifier, rnn_regressor
-from dlcourse.train import correct, fit, make_evaluate, plot_history
+from dlcourse.metrics import adding_correct, correct
+from dlcourse.train import fit, make_evaluate, plot_history
 
 SCHEDULES = ("constant", "inverse", "step", "plateau")
 RNN_CELLS = ("elman", "jordan", "lstm", "gru")
@@ -324,13 +325,6 @@ def build_optimizer(
             factor=args.lr_decay, patience=args.lr_step, accumulation_size=steps_per_epoch
         ))
     return optimizer, rate
-
-
-def adding_correct(outputs: jax.Array, y: jax.Array) -> jax.Array:
-    """Per sequence, 1.0 when every output is within 0.04 of its target (Hochreiter &
-    Schmidhuber 1997's criterion, :func:`dlcourse.sequence_data.adding_correct`)."""
-    close = jnp.abs(outputs - y) < sequence_data.ADDING_TOLERANCE
-    return close.reshape(len(close), -1).all(axis=1).astype(jnp.float32)
 
 
 def _first_weight(params: Any) -> Any:

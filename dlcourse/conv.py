@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from dlcourse import init as initializers
+from dlcourse import initializers
 from dlcourse._types import Array, Params, PRNGKey
 
 __all__ = [
@@ -336,8 +336,8 @@ def conv_init(
       ndim: number of spatial axes, 1 or 2.
       groups: $g$; the kernel's input axis holds $C_i / g$ channels.
       bias: include ``"b"``.
-      w_init: a name of :data:`dlcourse.init.INITIALIZERS` (He normal by default: conv
-        layers are followed by ReLU).  Fans are read from HWIO (:func:`dlcourse.init.fans`).
+      w_init: a name of :data:`dlcourse.initializers.INITIALIZERS` (He normal by default: conv
+        layers are followed by ReLU).  Fans are read from HWIO (:func:`dlcourse.initializers.fans`).
       dtype: parameter dtype.
 
     Returns:

@@ -212,7 +212,7 @@ def Dense(  # noqa: N802 - a layer constructor, as stax's
       units: $N_k$.
       activation: $\phi$ by name (see :func:`Activation`), or ``None`` for the
         pre-activation $a$ (logits).
-      w_init: a name of :data:`dlcourse.init.INITIALIZERS`.
+      w_init: a name of :data:`dlcourse.initializers.INITIALIZERS`.
 
     Raises:
       ShapeError: at ``init``, if the per-example input is not a vector (use
@@ -309,7 +309,7 @@ def Conv(  # noqa: N802 - a layer constructor, as stax's
       groups: $g$ (AlexNet's two-GPU split): output block $t$ sees input block $t$ only.
       bias: include $b$ (``False`` in front of a batch norm, whose $\beta$ replaces it).
       activation: $\phi$ by name (see :func:`Activation`), or ``None``.
-      w_init: a name of :data:`dlcourse.init.INITIALIZERS` (He normal: ReLU nets).
+      w_init: a name of :data:`dlcourse.initializers.INITIALIZERS` (He normal: ReLU nets).
       explicit: differentiate through :func:`dlcourse.conv.conv_apply_explicit`, whose
         backward pass is the explicit :func:`dlcourse.conv.conv_backward`.
 

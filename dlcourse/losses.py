@@ -20,10 +20,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from dlcourse._checks import check_batched, check_class_labels
 from dlcourse._types import Array, Params, weight_mask
 
 __all__ = [
-    "accuracy",
     "binary_cross_entropy",
     "binary_cross_entropy_from_probs",
     "cross_entropy_from_probs",
@@ -51,16 +51,8 @@ def _float(x: Any) -> Array:
     return x
 
 
-def _check_batched(fn: str, name: str, x: Array) -> None:
-    if x.ndim == 0 or x.shape[0] == 0:
-        raise ValueError(
-            f"{fn}: {name} needs a non-empty leading batch axis, got {name}.shape={x.shape}; "
-            f"add one with {name}[None] for a single example."
-        )
-
-
 def _check_same_shape(fn: str, a_name: str, a: Array, b_name: str, b: Array) -> None:
-    _check_batched(fn, a_name, a)
+    check_batched(fn, a_name, a)
     if a.shape == b.shape:
         return
     hint = ""
@@ -84,42 +76,6 @@ def _check_eps(fn: str, eps: float | None, dtype: Any) -> float:
         raise ValueError(f"{fn}: eps must satisfy 0 < eps < 0.5, got eps={eps!r}.")
     return float(eps)
 
-
-def _class_labels(fn: str, scores_name: str, scores: Array, labels: Array) -> bool:
-    """Check ``labels`` against ``(B, ..., K)`` scores; True for integer indices."""
-    if scores.ndim < 2:
-        raise ValueError(
-            f"{fn}: {scores_name} must be (B, ..., K) with classes on the last axis, got "
-            f"{scores_name}.shape={scores.shape}; for a single example use "
-            f"{scores_name}[None], for two classes with one score use the binary losses."
-        )
-    _check_batched(fn, scores_name, scores)
-    if jnp.issubdtype(labels.dtype, jnp.integer):
-        if labels.shape == scores.shape[:-1]:
-            return True
-        if labels.shape == scores.shape[:-1] + (1,):
-            hint = " Squeeze the trailing axis: labels.squeeze(-1)."
-        elif labels.shape == scores.shape:
-            hint = " Integer one-hot labels? Pass labels.astype(float) or the class indices."
-        else:
-            hint = ""
-        raise ValueError(
-            f"{fn}: integer labels are class indices of shape {scores_name}.shape[:-1]="
-            f"{scores.shape[:-1]}, got labels.shape={labels.shape} ({scores_name}.shape="
-            f"{scores.shape}).{hint}"
-        )
-    if jnp.issubdtype(labels.dtype, jnp.floating):
-        if labels.shape == scores.shape:
-            return False
-        raise ValueError(
-            f"{fn}: float labels are one-hot or soft targets of shape {scores_name}.shape="
-            f"{scores.shape}, got labels.shape={labels.shape}; for class indices pass "
-            f"integer labels of shape {scores.shape[:-1]} (labels.astype(int))."
-        )
-    raise ValueError(
-        f"{fn}: labels must be integer class indices of shape {scores.shape[:-1]} or float "
-        f"targets of shape {scores.shape}, got labels.dtype={labels.dtype}."
-    )
 
 
 def _pick(log_p: Array, labels: Array) -> Array:
@@ -277,7 +233,7 @@ def softmax_cross_entropy(logits: Array, labels: Array) -> Array:
     """
     logits = _float(logits)
     labels = jnp.asarray(labels)
-    is_index = _class_labels("softmax_cross_entropy", "logits", logits, labels)
+    is_index = check_class_labels("softmax_cross_entropy", "logits", logits, labels)
     log_p = jax.nn.log_softmax(logits, axis=-1)
     if is_index:
         return -_batch_mean(_pick(log_p, labels))
@@ -313,47 +269,12 @@ def cross_entropy_from_probs(probs: Array, labels: Array, *, eps: float | None =
     fn = "cross_entropy_from_probs"
     probs = _float(probs)
     labels = jnp.asarray(labels)
-    is_index = _class_labels(fn, "probs", probs, labels)
+    is_index = check_class_labels(fn, "probs", probs, labels)
     eps = _check_eps(fn, eps, probs.dtype)
     log_p = jnp.log(jnp.maximum(probs, eps))
     if is_index:
         return -_batch_mean(_pick(log_p, labels))
     return -_batch_mean(labels.astype(log_p.dtype) * log_p)
-
-
-def accuracy(logits_or_probs: Array, labels: Array) -> Array:
-    r"""Classification accuracy: the fraction of examples with $\arg\max_k z_k = y$.
-
-    The classification error of §2.4.1 is one minus it; not smooth, hence the
-    cross-entropy for training.  Averaged over every label entry (over $B$ and $T$ for a
-    sequence).  Logits and probabilities give the same argmax.
-
-    Args:
-      logits_or_probs: shape ``(B, ..., K)`` with ``K >= 2``.
-      labels: ``(B, ...)`` integer class indices, or ``(B, ..., K)`` one-hot floats (their
-        argmax is taken).
-
-    Returns:
-      A float scalar in $[0, 1]$.
-
-    Raises:
-      ValueError: if the shapes do not fit as above, or ``K < 2`` (for one binary
-        logit, compute ``jnp.mean((logits > 0) == labels)``).
-
-    References:
-      Course §2.4.1.
-    """
-    scores = jnp.asarray(logits_or_probs)
-    labels = jnp.asarray(labels)
-    if scores.ndim >= 2 and scores.shape[-1] < 2:
-        raise ValueError(
-            f"accuracy: needs K >= 2 classes on the last axis, got logits_or_probs.shape="
-            f"{scores.shape}; for one binary logit use jnp.mean((logits > 0) == labels)."
-        )
-    if not _class_labels("accuracy", "logits_or_probs", scores, labels):
-        labels = jnp.argmax(labels, axis=-1)
-    dtype = scores.dtype if jnp.issubdtype(scores.dtype, jnp.floating) else jnp.float32
-    return jnp.mean((jnp.argmax(scores, axis=-1) == labels).astype(dtype))
 
 
 # --------------------------------------------------------------------------- penalties

@@ -69,7 +69,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from dlcourse import init as initializers
+from dlcourse import initializers
 from dlcourse._types import Array, Params, PRNGKey
 
 __all__ = [
@@ -123,7 +123,7 @@ def lstm_init(
       variant: ``"course"``, ``"peephole"`` or ``"1997"``.
       forget_bias: initial $b^f$; ``None`` means 1.0 (Jozefowicz et al. 2015) for the
         variants with a forget gate.  The ``"1997"`` LSTM has none: leave it ``None``.
-      w_init: initializer name of :data:`dlcourse.init.INITIALIZERS` for each block.
+      w_init: initializer name of :data:`dlcourse.initializers.INITIALIZERS` for each block.
       dtype: parameter dtype.
 
     Returns:

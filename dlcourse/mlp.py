@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 
 from dlcourse import activations as act
-from dlcourse import init as initializers
+from dlcourse import initializers
 from dlcourse import losses
 from dlcourse._types import Array, Layer, Params, PRNGKey, Shape, State
 from dlcourse.dropout import check_drop_rate, dropout_mask
@@ -70,7 +70,7 @@ def dense_init(
       key: PRNG key for the weights.
       fan_in: $N_{k-1}$, the width of the layer below.
       units: $N_k$, the number of neurons.
-      w_init: a name of :data:`dlcourse.init.INITIALIZERS` (Glorot uniform by default).
+      w_init: a name of :data:`dlcourse.initializers.INITIALIZERS` (Glorot uniform by default).
       dtype: parameter dtype.
 
     Returns:
@@ -137,7 +137,7 @@ def mlp_init(
       key: PRNG key; split into one subkey per layer.
       sizes: at least two positive ints.
       activation: the hidden activation $\phi$; it matters here only for ``"prelu"``.
-      w_init: weight initializer name (:data:`dlcourse.init.INITIALIZERS`).
+      w_init: weight initializer name (:data:`dlcourse.initializers.INITIALIZERS`).
       dtype: parameter dtype.
 
     Returns:

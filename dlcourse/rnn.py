@@ -74,7 +74,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from dlcourse import activations as act
-from dlcourse import init as initializers
+from dlcourse import initializers
 from dlcourse import lstm as L
 from dlcourse._types import Array, Layer, Params, PRNGKey, Shape, State
 from dlcourse.mlp import dense_apply, dense_init

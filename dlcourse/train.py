@@ -31,6 +31,7 @@ import optax
 from tqdm.auto import tqdm
 
 from dlcourse import losses
+from dlcourse.metrics import correct
 from dlcourse._types import Array, Layer, Params, PRNGKey, State
 from dlcourse.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from dlcourse.data import Dataset
@@ -38,15 +39,6 @@ from dlcourse.optim import PlateauState
 
 LossFn = Callable[[Array, Array], Array]
 MetricFn = Callable[[Array, Array], Array]
-
-
-def correct(outputs: Array, labels: Array) -> Array:
-    """Per-example classification score: 1.0 where ``argmax(outputs) == labels``, else 0.0.
-
-    The default ``metric_fn``: its mean is the accuracy.  A metric maps ``(outputs, y)``
-    to one number per example, so regression tasks plug in their own criterion.
-    """
-    return (jnp.argmax(outputs, axis=-1) == labels).astype(jnp.float32)
 
 
 class FitResult(NamedTuple):
@@ -309,7 +301,7 @@ def fit(
       key: the one source of randomness: initialization, permutations, dropout.
       loss_fn: ``loss_fn(outputs, y)``, the batch-mean loss.
       metric_fn: ``metric_fn(outputs, y)``, one score per example, reported as
-        ``accuracy`` (:func:`correct` by default).
+        ``accuracy`` (:func:`dlcourse.metrics.correct` by default).
       early_stopping: patience in epochs, or ``None`` to train all ``epochs``.
       ensemble: number of members K.
       checkpoint_dir: where to save a checkpoint each epoch (``None``: nowhere).

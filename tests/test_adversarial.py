@@ -15,7 +15,8 @@ from dlcourse.adversarial import (
     input_gradient,
     make_adversarial_objective,
 )
-from dlcourse.losses import accuracy, softmax_cross_entropy
+from dlcourse.losses import softmax_cross_entropy
+from dlcourse.metrics import accuracy
 
 
 def linear_apply(params, state, x, *, key=None, train=False):

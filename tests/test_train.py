@@ -7,7 +7,7 @@ import optax
 import pytest
 
 from dlcourse import data as D
-from dlcourse import losses
+from dlcourse import losses, metrics
 from dlcourse.mlp import mlp
 from dlcourse.train import epoch_batches, fit, make_evaluate, make_train_epoch
 
@@ -70,7 +70,7 @@ def test_evaluate_pads_to_whole_chunks(digits, key):
     logits, _ = model.apply(params, state, x)
     got = make_evaluate(model, batch_size=100)(params, state, x, y)  # 359 = 3*100 + 59
     np.testing.assert_allclose(got["loss"], losses.softmax_cross_entropy(logits, y), rtol=1e-5)
-    np.testing.assert_allclose(got["accuracy"], losses.accuracy(logits, y), rtol=1e-6)
+    np.testing.assert_allclose(got["accuracy"], metrics.accuracy(logits, y), rtol=1e-6)
 
 
 def test_nonfinite_loss_stops_with_clear_error(digits, key):

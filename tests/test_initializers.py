@@ -1,4 +1,4 @@
-"""Tests for dlcourse.init (§2.4.5)."""
+"""Tests for dlcourse.initializers (§2.4.5)."""
 
 import math
 import re
@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dlcourse.init import (
+from dlcourse.initializers import (
     INITIALIZERS,
     fans,
     get_initializer,

@@ -1,0 +1,233 @@
+r"""The one set of argument validators; every module of dlcourse calls these.
+
+Each validator runs eagerly, on Python values (hyper-parameters, static shapes), never on
+traced arrays, so a mistake is a ``ValueError`` before any compute.  Each message names
+the function (``fn``), the argument, the value received and what was expected, built as
+one f-string.  ``bool`` is never accepted where a number is asked for (``True`` is an
+``int`` to Python, but never a width).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from numbers import Integral, Real
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+__all__ = [
+    "check_batched",
+    "check_choice",
+    "check_class_labels",
+    "check_int",
+    "check_int_tuple",
+    "check_learning_rate",
+    "check_nonnegative",
+    "check_positive",
+    "check_positive_int",
+    "check_range",
+    "check_seed",
+    "check_sequences",
+    "is_int",
+]
+
+
+def is_int(value: Any) -> bool:
+    """Whether ``value`` is an integer (Python or NumPy), and not a bool."""
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def check_int(fn: str, name: str, value: Any, *, minimum: int | None = None) -> int:
+    """An integer ``>= minimum`` (any integer when ``minimum`` is None), as a Python int."""
+    if not is_int(value) or (minimum is not None and value < minimum):
+        what = "an int" if minimum is None else f"an int >= {minimum}"
+        raise ValueError(f"{fn}: {name} must be {what}, got {name}={value!r}.")
+    return int(value)
+
+
+def check_positive_int(fn: str, name: str, value: Any) -> int:
+    """A positive integer (a width, a size, a count), as a Python int."""
+    if not is_int(value) or value <= 0:
+        raise ValueError(f"{fn}: {name} must be a positive int, got {name}={value!r}.")
+    return int(value)
+
+
+def check_int_tuple(
+    fn: str, name: str, value: Any, ndim: int | None = None, *, minimum: int = 1
+) -> tuple[int, ...]:
+    """An int or a sequence of ints ``>= minimum``; ``ndim`` entries when it is given.
+
+    A single int is repeated ``ndim`` times (``kernel=5`` is ``(5, 5)`` in 2-D); with
+    ``ndim=None`` it becomes a 1-tuple and a sequence may have any non-zero length.
+    """
+    if is_int(value):
+        values: tuple[Any, ...] = (value,) * (ndim or 1)
+    else:
+        try:
+            values = tuple(value)
+        except TypeError:
+            values = ()
+    if (
+        not values
+        or (ndim is not None and len(values) != ndim)
+        or not all(is_int(v) and v >= minimum for v in values)
+    ):
+        bound = "positive ints" if minimum == 1 else f"ints >= {minimum}"
+        count = f"{ndim} " if ndim is not None else ""
+        raise ValueError(
+            f"{fn}: {name} must be an int or a tuple of {count}{bound}, got {name}={value!r}."
+        )
+    return tuple(int(v) for v in values)
+
+
+def check_positive(fn: str, name: str, value: Any) -> float:
+    """A finite number ``> 0``, as a float."""
+    if not _is_real(value) or not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{fn}: {name} must be a finite number > 0, got {name}={value!r}.")
+    return float(value)
+
+
+def check_nonnegative(fn: str, name: str, value: Any) -> float:
+    """A finite number ``>= 0``, as a float."""
+    if not _is_real(value) or not (value >= 0 and math.isfinite(value)):
+        raise ValueError(f"{fn}: {name} must be a finite number >= 0, got {name}={value!r}.")
+    return float(value)
+
+
+def check_range(
+    fn: str,
+    name: str,
+    value: Any,
+    low: float,
+    high: float,
+    *,
+    low_open: bool = False,
+    high_open: bool = True,
+    hint: str = "",
+) -> float:
+    """A number in the interval from ``low`` to ``high`` (closed or open ends), as a float.
+
+    The default is ``[low, high)``, the interval of a decay rate $\\beta$ or a dropout rate.
+    """
+    ok = _is_real(value) and math.isfinite(value)
+    if ok:
+        ok = (value > low if low_open else value >= low) and (
+            value < high if high_open else value <= high
+        )
+    if not ok:
+        lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
+        raise ValueError(
+            f"{fn}: {name} must be in {lo}{low}, {high}{hi}, got {name}={value!r}.{hint}"
+        )
+    return float(value)
+
+
+def check_learning_rate(fn: str, learning_rate: Any) -> None:
+    r"""A learning rate $\varepsilon > 0$, finite, or a schedule ``count -> rate``."""
+    if callable(learning_rate):
+        return
+    if not _is_real(learning_rate) or not (
+        learning_rate > 0 and math.isfinite(learning_rate)
+    ):
+        raise ValueError(
+            f"{fn}: learning_rate must be a positive finite float or a schedule "
+            f"count -> rate, got learning_rate={learning_rate!r}."
+        )
+
+
+def check_choice(fn: str, name: str, value: Any, choices: Iterable[Any]) -> Any:
+    """One of ``choices``; the error lists them."""
+    choices = list(choices)
+    try:
+        ok = value in choices
+    except TypeError:  # an unhashable value against a dict's keys
+        ok = False
+    if not ok:
+        raise ValueError(f"{fn}: unknown {name}={value!r}; expected one of {choices}.")
+    return value
+
+
+def check_seed(fn: str, seed: Any) -> int:
+    """A seed for :func:`jax.random.key` and NumPy: an integer in ``[0, 2**32)``.
+
+    Larger or negative integers are refused rather than wrapped, so two different seeds
+    never give the same run.
+    """
+    if not is_int(seed) or not 0 <= seed < 2**32:
+        raise ValueError(f"{fn}: seed must be an integer in [0, 2**32), got seed={seed!r}.")
+    return int(seed)
+
+
+def check_sequences(fn: str, xs: Any, features: int) -> None:
+    """A batch of sequences ``(B, T, features)`` with ``B, T >= 1`` (static shapes, §4)."""
+    shape = getattr(xs, "shape", None)
+    if shape is None or len(shape) != 3:
+        raise ValueError(
+            f"{fn}: xs must be a batch of sequences (B, T, {features}), got shape={shape}; "
+            f"add a batch axis with xs[None] or a feature axis with xs[..., None]."
+        )
+    if shape[-1] != features:
+        raise ValueError(
+            f"{fn}: xs has {shape[-1]} features per step but the input weights expect "
+            f"{features} (xs.shape={tuple(shape)}); build the model for input_shape=(T, "
+            f"{shape[-1]})."
+        )
+    if shape[0] == 0 or shape[1] == 0:
+        raise ValueError(
+            f"{fn}: xs.shape={tuple(shape)} has an empty batch or no time steps; pass at "
+            f"least one sequence of at least one step."
+        )
+
+
+def check_batched(fn: str, name: str, x: Array) -> None:
+    """A non-empty leading batch axis (static shape)."""
+    if x.ndim == 0 or x.shape[0] == 0:
+        raise ValueError(
+            f"{fn}: {name} needs a non-empty leading batch axis, got {name}.shape={x.shape}; "
+            f"add one with {name}[None] for a single example."
+        )
+
+
+def check_class_labels(fn: str, scores_name: str, scores: Array, labels: Array) -> bool:
+    """Check ``labels`` against ``(B, ..., K)`` scores; True for integer indices."""
+    if scores.ndim < 2:
+        raise ValueError(
+            f"{fn}: {scores_name} must be (B, ..., K) with classes on the last axis, got "
+            f"{scores_name}.shape={scores.shape}; for a single example use "
+            f"{scores_name}[None], for two classes with one score use the binary losses."
+        )
+    check_batched(fn, scores_name, scores)
+    if jnp.issubdtype(labels.dtype, jnp.integer):
+        if labels.shape == scores.shape[:-1]:
+            return True
+        if labels.shape == scores.shape[:-1] + (1,):
+            hint = " Squeeze the trailing axis: labels.squeeze(-1)."
+        elif labels.shape == scores.shape:
+            hint = " Integer one-hot labels? Pass labels.astype(float) or the class indices."
+        else:
+            hint = ""
+        raise ValueError(
+            f"{fn}: integer labels are class indices of shape {scores_name}.shape[:-1]="
+            f"{scores.shape[:-1]}, got labels.shape={labels.shape} ({scores_name}.shape="
+            f"{scores.shape}).{hint}"
+        )
+    if jnp.issubdtype(labels.dtype, jnp.floating):
+        if labels.shape == scores.shape:
+            return False
+        raise ValueError(
+            f"{fn}: float labels are one-hot or soft targets of shape {scores_name}.shape="
+            f"{scores.shape}, got labels.shape={labels.shape}; for class indices pass "
+            f"integer labels of shape {scores.shape[:-1]} (labels.astype(int))."
+        )
+    raise ValueError(
+        f"{fn}: labels must be integer class indices of shape {scores.shape[:-1]} or float "
+        f"targets of shape {scores.shape}, got labels.dtype={labels.dtype}."
+    )
