@@ -32,17 +32,17 @@ is never replaced by a diverged one.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import pathlib
-import uuid
 from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 from flax import serialization
+
+from dlcourse._io import atomic_write
 
 __all__ = [
     "CHECKPOINT_FILENAME",
@@ -58,8 +58,6 @@ CHECKPOINT_FILENAME = "checkpoint.msgpack"
 FORMAT_VERSION = 1
 """Version of the file format written by :func:`save_checkpoint`."""
 _FORMAT_NAME = "dlcourse-checkpoint"
-_TMP_PREFIX = ".checkpoint.msgpack."
-_TMP_SUFFIX = ".tmp"
 _FIX = "delete it or pass a different --checkpoint-dir"
 
 
@@ -354,28 +352,7 @@ def save_checkpoint(directory: str | os.PathLike, checkpoint: Checkpoint) -> pat
             f"pass a directory path for the checkpoints."
         )
     directory.mkdir(parents=True, exist_ok=True)
-    target = directory / CHECKPOINT_FILENAME
-    tmp = directory / f"{_TMP_PREFIX}{os.getpid()}.{uuid.uuid4().hex}{_TMP_SUFFIX}"
-    # os.open with mode 0o666 lets the umask decide the permissions, as for any new file.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    # Make the rename itself durable (POSIX; directories cannot be opened on Windows).
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    return target
+    return atomic_write(directory / CHECKPOINT_FILENAME, data, durable=True)
 
 
 def latest_checkpoint(directory: str | os.PathLike) -> pathlib.Path | None:

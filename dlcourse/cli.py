@@ -30,7 +30,8 @@ from dlcourse.mlp import HIDDEN_ACTIVATIONS, mlp
 from dlcourse.nets import ARCHITECTURES, lenet5, lenet5_original, mnist1d_cnn
 from dlcourse.rnn import rnn_classifier, rnn_regressor
 from dlcourse.metrics import adding_correct, correct
-from dlcourse.train import fit, make_evaluate, plot_history
+from dlcourse.plots import first_kernel, plot_filters, plot_history
+from dlcourse.train import fit, make_evaluate
 
 SCHEDULES = ("constant", "inverse", "step", "plateau")
 RNN_CELLS = ("elman", "jordan", "lstm", "gru")
@@ -327,18 +328,6 @@ def build_optimizer(
     return optimizer, rate
 
 
-def _first_weight(params: Any) -> Any:
-    """The first ``W`` in the model's own layer order (dicts keep insertion order)."""
-    if isinstance(params, dict):
-        if "W" in params:
-            return params["W"]
-        for child in params.values():
-            found = _first_weight(child)
-            if found is not None:
-                return found
-    return None
-
-
 def _resolve(args: argparse.Namespace, spec: ModelSpec) -> None:
     defaults = {"batch_size": 100, **spec.defaults, **DATA_DEFAULTS.get(args.data, {})}
     for name, value in defaults.items():
@@ -444,9 +433,7 @@ def train_command(args: argparse.Namespace) -> int:
                      loss_name="squared error" if regression else "cross-entropy",
                      metric_name="fraction correct" if regression else "accuracy")
     if args.plot_filters:
-        from dlcourse.plots import plot_filters
-
-        kernel = _first_weight(result.params)
+        kernel = first_kernel(result.params)
         if args.ensemble > 1:
             kernel = kernel[0]
         shape = data.input_shape if spec.kind == "mlp" and len(data.input_shape) > 1 else None

@@ -47,11 +47,13 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from dlcourse import _padding
 from dlcourse import activations as act
 from dlcourse import conv as convlib
+from dlcourse import pool as poollib
 from dlcourse._types import Array, Layer, Params, PRNGKey, Shape, State
 from dlcourse.dropout import check_drop_rate, dropout
-from dlcourse.mlp import dense_apply, dense_init
+from dlcourse.dense import dense_apply, dense_init
 
 __all__ = [
     "AUTO_NAMES",
@@ -238,9 +240,9 @@ def _spatial_out(kind, input_shape, window, stride, padding, *, what: str) -> tu
         raise _shape_error(kind, f"{what}={window} and stride={stride} need one size per "
                                  f"spatial axis of the input shape {tuple(input_shape)}.")
     try:
-        pads = convlib.resolve_padding(padding, spatial, window, stride, name=kind)
+        pads = _padding.resolve_padding(padding, spatial, window, stride, name=kind)
         return tuple(
-            convlib.conv_output_size(n, k, s, p, name=kind)
+            _padding.conv_output_size(n, k, s, p, name=kind)
             for n, k, s, p in zip(spatial, window, stride, pads, strict=True)
         )
     except ValueError as err:
@@ -276,7 +278,7 @@ def _conv_apply(params, state, x, *, key=None, train=False, stride, padding, gro
                 activation, explicit):
     del key, train
     if explicit:
-        y = convlib.conv_apply_explicit(params, x, stride, padding, groups)
+        y = convlib.conv_apply_explicit(params, x, stride=stride, padding=padding, groups=groups)
     else:
         y = convlib.conv_apply(params, x, stride=stride, padding=padding, groups=groups)
     phi = _activation_fn("Conv", activation)
@@ -288,7 +290,7 @@ def Conv(  # noqa: N802 - a layer constructor, as stax's
     kernel: int | tuple[int, ...],
     *,
     stride: int | tuple[int, ...] = 1,
-    padding: convlib.Padding = 0,
+    padding: _padding.Padding = 0,
     groups: int = 1,
     bias: bool = True,
     activation: str | None = None,
@@ -299,13 +301,13 @@ def Conv(  # noqa: N802 - a layer constructor, as stax's
 
     1-D (input ``(L, C)``) or 2-D (input ``(H, W, C)``), read off the input's rank at
     ``init``.  The output size is the course's $W_o = \lfloor (W_i - k + 2p)/s \rfloor + 1$
-    (:func:`dlcourse.conv.conv_output_size`); the count is $(k k C_i / g + 1) C_o$.
+    (:func:`dlcourse._padding.conv_output_size`); the count is $(k k C_i / g + 1) C_o$.
 
     Args:
       filters: $C_o$, the number of kernels.
       kernel: $k$, or one size per spatial axis (``(1, 7)``).
       stride: $s$.
-      padding: see :data:`dlcourse.conv.Padding` (an int $p$, ``(p_h, p_w)``, ``"SAME"``…).
+      padding: see :data:`dlcourse._padding.Padding` (an int $p$, ``(p_h, p_w)``, ``"SAME"``…).
       groups: $g$ (AlexNet's two-GPU split): output block $t$ sees input block $t$ only.
       bias: include $b$ (``False`` in front of a batch norm, whose $\beta$ replaces it).
       activation: $\phi$ by name (see :func:`Activation`), or ``None``.
@@ -350,25 +352,25 @@ def _pool_init(key, input_shape, *, kind, window, stride, padding):
 def _max_pool_apply(params, state, x, *, key=None, train=False, window, stride, padding,
                     explicit):
     del params, key, train
-    pool = convlib.max_pool_explicit if explicit else convlib.max_pool
+    pool = poollib.max_pool_apply_explicit if explicit else poollib.max_pool
     return pool(x, window, stride, padding), state
 
 
 def _avg_pool_apply(params, state, x, *, key=None, train=False, window, stride, padding,
                     count_include_pad, explicit):
     del params, key, train
-    pool = convlib.mean_pool_explicit if explicit else convlib.mean_pool
+    pool = poollib.mean_pool_apply_explicit if explicit else poollib.mean_pool
     return pool(x, window, stride, padding, count_include_pad=count_include_pad), state
 
 
 def MaxPool(  # noqa: N802 - a layer constructor, as stax's
     window: int | tuple[int, ...],
     stride: int | tuple[int, ...] | None = None,
-    padding: convlib.Padding = 0,
+    padding: _padding.Padding = 0,
     *,
     explicit: bool = False,
 ) -> Layer:
-    r"""Max pooling, §3.1 (:func:`dlcourse.conv.max_pool`); ``stride`` defaults to ``window``."""
+    r"""Max pooling, §3.1 (:func:`dlcourse.pool.max_pool`); ``stride`` defaults to ``window``."""
     _int_or_tuple("MaxPool", "window", window)
     _int_or_tuple("MaxPool", "stride", stride, allow_none=True)
     window, stride = _as_tuple(window), _as_tuple(stride)
@@ -384,12 +386,12 @@ def MaxPool(  # noqa: N802 - a layer constructor, as stax's
 def AvgPool(  # noqa: N802 - a layer constructor, as stax's
     window: int | tuple[int, ...],
     stride: int | tuple[int, ...] | None = None,
-    padding: convlib.Padding = 0,
+    padding: _padding.Padding = 0,
     *,
     count_include_pad: bool = True,
     explicit: bool = False,
 ) -> Layer:
-    r"""Mean pooling, §3.1 (:func:`dlcourse.conv.mean_pool`); ``stride`` defaults to ``window``.
+    r"""Mean pooling, §3.1 (:func:`dlcourse.pool.mean_pool`); ``stride`` defaults to ``window``.
 
     ``count_include_pad=False`` divides by the real positions only (TensorFlow's
     ``"SAME"`` pooling, used by the Inception-v4 family).
@@ -414,7 +416,7 @@ def _global_pool_init(key, input_shape):
 
 def _global_pool_apply(params, state, x, *, key=None, train=False):
     del params, key, train
-    return convlib.global_mean_pool(x), state
+    return poollib.global_mean_pool(x), state
 
 
 def GlobalAvgPool() -> Layer:  # noqa: N802 - a layer constructor, as stax's
@@ -884,7 +886,7 @@ def conv_bn(
     kernel: int | tuple[int, ...],
     *,
     stride: int | tuple[int, ...] = 1,
-    padding: convlib.Padding = 0,
+    padding: _padding.Padding = 0,
     activation: str | None = "relu",
     momentum: float = 0.9,
     eps: float = 1e-5,

@@ -1,25 +1,99 @@
-r"""Pictures of learned weights, §3: the first layer's filters as an image grid.
+r"""Plots: training curves (§2.4.6) and the first layer's filters as an image grid (§3).
 
-The first convolution of a trained CNN learns oriented edges, blobs and colour
-contrasts (Krizhevsky et al. 2012, fig. 3; Zeiler & Fergus 2014); a dense first layer on
-digits learns stroke templates.  :func:`plot_filters` draws them.
+:func:`plot_history` draws the loss and accuracy of a training run per epoch, training
+against validation, the picture by which the course reads over-fitting and decides on
+early stopping.  The first convolution of a trained CNN learns oriented edges, blobs
+and colour contrasts (Krizhevsky et al. 2012, fig. 3; Zeiler & Fergus 2014); a dense
+first layer on digits learns stroke templates: :func:`plot_filters` draws them, and
+:func:`first_kernel` finds that layer's weights in a parameter tree.
 
-Figures are built on :class:`matplotlib.figure.Figure` with the Agg canvas, never
-through ``pyplot``: nothing here switches the global backend (a notebook's inline
-backend stays as it is) and no figure is left open.
+Every function returns its :class:`matplotlib.figure.Figure` (a notebook shows it
+inline) and writes a file only when given a ``path``.  Figures are built with the Agg
+canvas, never through ``pyplot``: nothing here switches the session's backend and no
+figure is left open.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import pathlib
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["filter_images", "plot_filters"]
+__all__ = ["filter_images", "first_kernel", "plot_filters", "plot_history"]
+
+
+def _figure(figsize: tuple[float, float]) -> Any:
+    """A figure on the Agg canvas, outside pyplot (see the module docstring)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Any, path: str | os.PathLike | None, dpi: int) -> Any:
+    if path is not None:
+        fig.savefig(path, dpi=dpi)
+    return fig
+
+
+def plot_history(
+    history: Sequence[dict[str, Any]],
+    path: str | os.PathLike | None = None,
+    *,
+    loss_name: str = "loss",
+    metric_name: str = "accuracy",
+) -> Any:
+    r"""Loss and ``metric_name`` per epoch, training against validation (§2.4.6).
+
+    The gap between the two curves is the over-fitting that regularization and early
+    stopping fight; the loss axis is logarithmic.
+
+    Args:
+      history: :attr:`dlcourse.FitResult.history`, one dict per epoch with ``epoch``,
+        ``train_loss``, ``val_loss``, ``train_accuracy`` and ``val_accuracy``.
+      path: a PNG to write, or ``None`` to only return the figure.
+      loss_name, metric_name: the axis labels.
+
+    Returns:
+      The :class:`matplotlib.figure.Figure`.
+    """
+    if not history:
+        raise ValueError("plot_history: history is empty; train for at least one epoch.")
+    epochs = [r["epoch"] for r in history]
+    fig = _figure((10, 4))
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    for split in ("train", "val"):
+        ax_loss.plot(epochs, [r[f"{split}_loss"] for r in history], label=split)
+        ax_acc.plot(epochs, [r[f"{split}_accuracy"] for r in history], label=split)
+    ax_loss.set(xlabel="epoch", ylabel=loss_name, yscale="log", title="loss")
+    ax_acc.set(xlabel="epoch", ylabel=metric_name, title=metric_name)
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    return _save(fig, path, 120)
+
+
+def first_kernel(params: Any) -> Any:
+    """The first weight ``W`` of a parameter tree, in the model's own layer order.
+
+    Parameter dicts keep the order in which the layers were built, so this is the
+    first layer's kernel (HWIO for a convolution, ``(units, D)`` for a dense layer):
+    the one :func:`plot_filters` draws.  ``None`` when the tree has no ``W``.
+    """
+    if isinstance(params, dict):
+        if "W" in params:
+            return params["W"]
+        for child in params.values():
+            found = first_kernel(child)
+            if found is not None:
+                return found
+    return None
 
 
 def _normalize(tiles: np.ndarray) -> np.ndarray:
@@ -128,13 +202,13 @@ def _mosaic(kind: str, tiles: np.ndarray, cols: int) -> np.ndarray:
 
 def plot_filters(
     kernel: Any,
-    path: str | os.PathLike,
+    path: str | os.PathLike | None = None,
     *,
     title: str | None = None,
     image_shape: Sequence[int] | None = None,
     cols: int | None = None,
-) -> pathlib.Path:
-    r"""Save a first layer's learned filters as a grid of small pictures (a PNG).
+) -> Any:
+    r"""A first layer's learned filters as a grid of small pictures.
 
     * a 2-D convolution kernel HWIO ``(k, k, C_in, C_out)``, §3.1: ``C_out`` images of
       ``k x k`` pixels, grayscale for ``C_in = 1``, RGB for ``C_in = 3``, otherwise the
@@ -152,7 +226,7 @@ def plot_filters(
 
     Args:
       kernel: the weights, a NumPy or JAX array, as above.
-      path: the PNG to write (its folder must exist).
+      path: a PNG to write (its folder must exist), or ``None`` to only return the figure.
       title: the figure's title; ``"<N> filters, <shape>"`` by default.  The note
         "each filter normalized independently" is appended.
       image_shape: for a dense ``W`` whose ``D`` is not square, ``(H, W)`` or
@@ -160,7 +234,7 @@ def plot_filters(
       cols: columns of the grid, ``ceil(sqrt(N))`` by default.
 
     Returns:
-      ``path`` as a :class:`pathlib.Path`.
+      The :class:`matplotlib.figure.Figure`.
 
     Raises:
       ValueError: for a kernel of another rank, with NaN or inf, a dense ``D`` that is
@@ -172,9 +246,6 @@ def plot_filters(
       Zeiler & Fergus, "Visualizing and Understanding Convolutional Networks", ECCV
       2014, https://arxiv.org/abs/1311.2901.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     shape = tuple(np.shape(kernel))
     kind, tiles = filter_images(kernel, image_shape=image_shape)
     n = len(tiles)
@@ -186,8 +257,7 @@ def plot_filters(
     head = f"{head}\n(each filter normalized independently)"
 
     cell = 1.1 if kind == "line" else 0.9
-    fig = Figure(figsize=(max(3.0, cols * cell + 0.4), max(2.0, rows * cell + 0.8)))
-    FigureCanvasAgg(fig)
+    fig = _figure((max(3.0, cols * cell + 0.4), max(2.0, rows * cell + 0.8)))
     if kind == "line":
         axes = fig.subplots(rows, cols, squeeze=False)
         for i, ax in enumerate(axes.flat):
@@ -202,5 +272,4 @@ def plot_filters(
         ax.imshow(_mosaic(kind, tiles, cols), interpolation="nearest")
         ax.set_axis_off()
     fig.suptitle(head, fontsize=9)
-    fig.savefig(path, dpi=100)
-    return pathlib.Path(path)
+    return _save(fig, path, 100)

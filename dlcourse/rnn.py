@@ -77,7 +77,7 @@ from dlcourse import activations as act
 from dlcourse import initializers
 from dlcourse import lstm as L
 from dlcourse._types import Array, Layer, Params, PRNGKey, Shape, State
-from dlcourse.mlp import dense_apply, dense_init
+from dlcourse.dense import dense_apply, dense_init
 
 __all__ = [
     "CELLS",

@@ -31,6 +31,7 @@ import optax
 from tqdm.auto import tqdm
 
 from dlcourse import losses
+from dlcourse._io import atomic_write
 from dlcourse.metrics import correct
 from dlcourse._types import Array, Layer, Params, PRNGKey, State
 from dlcourse.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -413,37 +414,5 @@ def fit(
 
 
 def write_history(path: str | os.PathLike, history: list[dict[str, Any]]) -> None:
-    """Write a training history as JSON, atomically (a temporary file, then a rename)."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(history, f, indent=1)
-    os.replace(tmp, path)
-
-
-def plot_history(
-    history: list[dict[str, Any]],
-    path: str | os.PathLike,
-    *,
-    loss_name: str = "loss",
-    metric_name: str = "accuracy",
-) -> None:
-    """Loss and accuracy (or ``metric_name``) curves, training and validation, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [r["epoch"] for r in history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    for split in ("train", "val"):
-        ax_loss.plot(epochs, [r[f"{split}_loss"] for r in history], label=split)
-        ax_acc.plot(epochs, [r[f"{split}_accuracy"] for r in history], label=split)
-    ax_loss.set(xlabel="epoch", ylabel=loss_name, yscale="log", title="loss")
-    ax_acc.set(xlabel="epoch", ylabel=metric_name, title=metric_name)
-    for ax in (ax_loss, ax_acc):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    """Write a training history as JSON, atomically (:func:`dlcourse._io.atomic_write`)."""
+    atomic_write(path, json.dumps(history, indent=1))

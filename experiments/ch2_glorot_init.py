@@ -27,7 +27,7 @@ from dlcourse import optim
 from dlcourse._types import Layer
 from dlcourse.mlp import mlp, mlp_backprop, mlp_forward
 from dlcourse.train import fit, make_evaluate
-from experiments._common import experiment_main, finish, markdown_table, mean_std, subplots
+from ._common import experiment_main, finish, markdown_table, mean_std, subplots
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,7 +24,7 @@ from dlcourse import data as datasets
 from dlcourse import optim
 from dlcourse.mlp import mlp, mlp_backprop
 from dlcourse.train import fit, make_evaluate
-from experiments._common import experiment_main, finish, markdown_table, mean_std, subplots
+from ._common import experiment_main, finish, markdown_table, mean_std, subplots
 
 
 @dataclasses.dataclass(frozen=True)

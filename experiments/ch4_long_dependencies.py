@@ -25,7 +25,7 @@ import numpy as np
 from dlcourse import losses, optim, sequence_data
 from dlcourse.rnn import rnn_regressor
 from dlcourse.train import fit, make_evaluate
-from experiments._common import experiment_main, finish, markdown_table, mean_std, subplots
+from ._common import experiment_main, finish, markdown_table, mean_std, subplots
 
 
 @dataclasses.dataclass(frozen=True)

@@ -82,20 +82,28 @@ def test_summary_input_too_small_exits_2(capsys):
     assert "--input-shape" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv,field,low", [
-    (["--model", "lenet5", "--data", "digits", "--epochs", "3"], "test_accuracy", 0.8),
-    (["--model", "cnn", "--data", "mnist1d", "--epochs", "3"], "test_accuracy", 0.3),
+# Predicting the mean target 0.5 of the adding problem scores an MSE of Var(X1 + X2)/16
+# = (2/3)/16 = 1/24 for X ~ U[-1, 1] (and about 15% of sequences within 0.04).
+ADDING_MEAN_MSE = 1 / 24
+
+
+@pytest.mark.parametrize("argv,field,low,high", [
+    (["--model", "lenet5", "--data", "digits", "--epochs", "3"], "test_accuracy", 0.8, 1.0),
+    (["--model", "cnn", "--data", "mnist1d", "--epochs", "3"], "test_accuracy", 0.3, 1.0),
     (["--model", "gru", "--data", "mnist1d", "--hidden", "32", "--epochs", "3", "--lr", "1e-2"],
-     "test_accuracy", 0.25),
+     "test_accuracy", 0.25, 1.0),
+    # Two short epochs at T = 10 already beat the mean predictor by far (measured: 0.0027).
     (["--model", "lstm", "--data", "adding", "--seq-len", "10", "--hidden", "16",
-      "--epochs", "2"], "test_mse", 0.0),
+      "--epochs", "2"], "test_mse", 0.0, ADDING_MEAN_MSE / 5),
 ])
-def test_train_other_models_quick(capsys, tmp_path, argv, field, low):
+def test_train_other_models_quick(capsys, tmp_path, argv, field, low, high):
     """Each model family runs end to end through the CLI (short runs; CI-sized)."""
     code, out, err = _run(capsys, "train", *argv, "--cache-dir", str(tmp_path), "--json")
     assert code == 0, err
     report = json.loads(out.strip().splitlines()[-1])
-    assert report[field] >= low  # well above chance after a few epochs (0.1 for 10 classes)
+    # well above chance after a few epochs (0.1 for 10 classes), or well below the mean
+    # predictor's error for the regression
+    assert low <= report[field] <= high
 
 
 def test_adversarial_training_reports_attack_accuracy(capsys, tmp_path):

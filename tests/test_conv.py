@@ -10,7 +10,7 @@ import pytest
 from jax import lax
 
 from dlcourse import conv as C
-from dlcourse import mlp as M
+from dlcourse import dense as M
 
 # --- sizes and parameter counts (the course's AlexNet numbers) -------------------------
 

@@ -1,9 +1,11 @@
-"""Tests of dlcourse.plots: the first layer's filters as pictures."""
+"""Tests of dlcourse.plots: training curves and the first layer's filters as pictures."""
 
 import numpy as np
 import pytest
 
-from dlcourse.plots import filter_images, plot_filters
+from matplotlib.figure import Figure
+
+from dlcourse.plots import filter_images, first_kernel, plot_filters, plot_history
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -21,7 +23,9 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 )
 def test_plot_filters_writes_png(tmp_path, shape, kind, tiles):
     kernel = np.random.default_rng(0).normal(size=shape).astype(np.float32)
-    path = plot_filters(kernel, tmp_path / "filters.png", title="first layer")
+    path = tmp_path / "filters.png"
+    fig = plot_filters(kernel, path, title="first layer")
+    assert isinstance(fig, Figure) and fig.texts[0].get_text().startswith("first layer")
     data = path.read_bytes()
     assert data.startswith(PNG_MAGIC) and len(data) > 1000
     got_kind, got_tiles = filter_images(kernel)
@@ -49,7 +53,8 @@ def test_dense_image_shape(tmp_path):
     kind, tiles = filter_images(w, image_shape=(3, 4, 3))
     assert kind == "rgb" and tiles.shape == (5, 3, 4, 3)
     np.testing.assert_array_equal(filter_images(w[:, :12], image_shape=(3, 4))[1].shape, (5, 3, 4))
-    assert plot_filters(w, tmp_path / "rgb.png", image_shape=(3, 4, 3), cols=2).stat().st_size > 0
+    plot_filters(w, tmp_path / "rgb.png", image_shape=(3, 4, 3), cols=2)
+    assert (tmp_path / "rgb.png").stat().st_size > 0
 
 
 def test_bad_shapes_raise(tmp_path):
@@ -73,4 +78,38 @@ def test_jax_array_input(tmp_path):
     import jax.numpy as jnp
 
     kernel = jnp.arange(2 * 2 * 1 * 3, dtype=jnp.float32).reshape(2, 2, 1, 3)
-    assert plot_filters(kernel, tmp_path / "jax.png").read_bytes().startswith(PNG_MAGIC)
+    plot_filters(kernel, tmp_path / "jax.png")
+    assert (tmp_path / "jax.png").read_bytes().startswith(PNG_MAGIC)
+
+
+HISTORY = [
+    {"epoch": e, "train_loss": 2.0 / e, "val_loss": 2.5 / e, "train_accuracy": 0.1 * e,
+     "val_accuracy": 0.08 * e}
+    for e in range(1, 6)
+]
+
+
+def test_plot_history_returns_figure_and_writes_only_with_path(tmp_path, monkeypatch):
+    import matplotlib
+
+    backend = matplotlib.get_backend()
+    monkeypatch.chdir(tmp_path)
+    fig = plot_history(HISTORY)
+    assert isinstance(fig, Figure) and list(tmp_path.iterdir()) == []
+    loss_ax, acc_ax = fig.axes
+    np.testing.assert_allclose(loss_ax.lines[1].get_ydata(), [2.5 / e for e in range(1, 6)])
+    np.testing.assert_allclose(acc_ax.lines[0].get_ydata(), [0.1 * e for e in range(1, 6)])
+    assert loss_ax.get_yscale() == "log"
+    plot_history(HISTORY, tmp_path / "h.png", metric_name="fraction correct")
+    assert (tmp_path / "h.png").read_bytes().startswith(PNG_MAGIC)
+    assert matplotlib.get_backend() == backend  # the session's backend is left alone
+    with pytest.raises(ValueError, match="history is empty"):
+        plot_history([])
+
+
+def test_first_kernel_follows_layer_order():
+    params = {"conv1": {"W": np.ones((5, 5, 1, 6)), "b": np.zeros(6)},
+              "fc": {"W": np.ones((10, 3))}}
+    assert first_kernel(params).shape == (5, 5, 1, 6)
+    assert first_kernel({"bn": {"gamma": np.ones(3)}, "fc": {"W": np.ones((2, 3))}}).shape == (2, 3)
+    assert first_kernel({"bn": {"gamma": np.ones(3)}}) is None

@@ -14,7 +14,9 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
+from dlcourse import _padding
 from dlcourse import conv as convlib
+from dlcourse import pool as poollib
 from dlcourse._types import Layer
 from dlcourse.layers import (
     AvgPool,
@@ -78,13 +80,13 @@ contiguous maps, 6–11 four contiguous, 12–14 four non-contiguous, 15 all six
 def _subsampling_init(key, input_shape):
     del key
     c = int(input_shape[-1])
-    out = tuple(convlib.pool_output_size(n, 2) for n in input_shape[:-1])
+    out = tuple(_padding.pool_output_size(n, 2) for n in input_shape[:-1])
     return (*out, c), {"coef": jnp.ones((c,), jnp.float32), "b": jnp.zeros((c,), jnp.float32)}, {}
 
 
 def _subsampling_apply(params, state, x, *, key=None, train=False):
     del key, train
-    sums = 4.0 * convlib.mean_pool(x, 2)
+    sums = 4.0 * poollib.mean_pool(x, 2)
     return lecun_tanh(params["coef"] * sums + params["b"]), state
 
 
@@ -105,7 +107,7 @@ def _partial_conv_init(key, input_shape, *, table, kernel):
     if len(input_shape) != 3 or c_in != 1 + max(max(t) for t in table):
         raise ShapeError(f"needs an image with {1 + max(max(t) for t in table)} maps, got "
                          f"input shape {tuple(input_shape)}.", (), "PartialConv")
-    out = tuple(convlib.conv_output_size(n, kernel, name="PartialConv")
+    out = tuple(_padding.conv_output_size(n, kernel, name="PartialConv")
                 for n in input_shape[:-1])
     n_conn = sum(len(t) for t in table)
     # LeCun et al.'s initialization (§V-A): uniform in ±2.4 / F_i, F_i the unit's fan-in.
