@@ -240,7 +240,7 @@ def conv_backward(
     padding: Padding = 0,
     groups: int = 1,
 ) -> tuple[Params, Array]:
-    r"""VJP of :func:`conv_apply`, written as three correlations.
+    r"""VJP of :func:`conv_apply`, §3.1, written as three correlations.
 
     One spatial axis is shown; $U = (W_o - 1)s + k \le W_i + lo + hi$ is the length of
     the padded input that the windows cover.
@@ -346,22 +346,22 @@ def conv_apply_explicit(
     ``(params, x)``.
     """
     _, stride, pads, _ = _conv_setup("conv_apply_explicit", params, x, stride, padding, groups)
-    return _conv_explicit(params, x, stride, pads, groups)
+    return _conv_vjp(params, x, stride, pads, groups)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-def _conv_explicit(params, x, stride, pads, groups):
+def _conv_vjp(params, x, stride, pads, groups):
     return conv_apply(params, x, stride=stride, padding=pads, groups=groups)
 
 
-def _conv_explicit_fwd(params, x, stride, pads, groups):
-    return _conv_explicit(params, x, stride, pads, groups), (params, x)
+def _conv_vjp_fwd(params, x, stride, pads, groups):
+    return _conv_vjp(params, x, stride, pads, groups), (params, x)
 
 
-def _conv_explicit_bwd(stride, pads, groups, residuals, dy):
+def _conv_vjp_bwd(stride, pads, groups, residuals, dy):
     params, x = residuals
     return conv_backward(params, x, dy, stride=stride, padding=pads, groups=groups)
 
 
-_conv_explicit.defvjp(_conv_explicit_fwd, _conv_explicit_bwd)
+_conv_vjp.defvjp(_conv_vjp_fwd, _conv_vjp_bwd)
 

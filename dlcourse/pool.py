@@ -215,11 +215,11 @@ def max_pool_apply_explicit(
     (explicit pairs), the static arguments of a ``jax.custom_vjp``; the residual is ``x``.
     """
     _, window, stride, pads, _ = _pool_setup("max_pool_apply_explicit", x, window, stride, padding)
-    return _max_pool_explicit(x, window, stride, pads)
+    return _max_pool_vjp(x, window, stride, pads)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
-def _max_pool_explicit(x, window, stride, pads):
+def _max_pool_vjp(x, window, stride, pads):
     return max_pool(x, window, stride, pads)
 
 
@@ -232,7 +232,7 @@ def _max_pool_bwd(window, stride, pads, x, dy):
     return (dx,)
 
 
-_max_pool_explicit.defvjp(_max_pool_fwd, _max_pool_bwd)
+_max_pool_vjp.defvjp(_max_pool_fwd, _max_pool_bwd)
 
 
 # --- mean pooling -----------------------------------------------------------------------
@@ -349,11 +349,11 @@ def mean_pool_apply_explicit(
     """
     fn = "mean_pool_apply_explicit"
     _, window, stride, pads, _ = _pool_setup(fn, x, window, stride, padding)
-    return _mean_pool_explicit(x, window, stride, pads, bool(count_include_pad))
+    return _mean_pool_vjp(x, window, stride, pads, bool(count_include_pad))
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3, 4))
-def _mean_pool_explicit(x, window, stride, pads, count_include_pad):
+def _mean_pool_vjp(x, window, stride, pads, count_include_pad):
     return mean_pool(x, window, stride, pads, count_include_pad=count_include_pad)
 
 
@@ -367,7 +367,7 @@ def _mean_pool_bwd(window, stride, pads, count_include_pad, x, dy):
     return (mean_pool_backward({}, x, dy, **kw, count_include_pad=count_include_pad)[1],)
 
 
-_mean_pool_explicit.defvjp(_mean_pool_fwd, _mean_pool_bwd)
+_mean_pool_vjp.defvjp(_mean_pool_fwd, _mean_pool_bwd)
 
 
 # --- global pooling ---------------------------------------------------------------------

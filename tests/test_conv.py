@@ -1,4 +1,4 @@
-"""Convolution and pooling (§3.1): sizes, forward values, explicit backward passes."""
+"""Convolution (§3.1): parameter counts, forward values, the explicit backward pass."""
 
 from functools import partial
 
@@ -7,40 +7,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax import lax
 
 from dlcourse import conv as C
-from dlcourse import dense as M
+from dlcourse._padding import resolve_padding
 
-# --- sizes and parameter counts (the course's AlexNet numbers) -------------------------
-
-
-@pytest.mark.parametrize(
-    "size, kernel, stride, padding, expected",
-    [
-        (227, 11, 4, 0, 55),  # AlexNet conv1
-        (27, 5, 1, 2, 27),  # conv2
-        (13, 3, 1, 1, 13),  # conv3-5
-        (8, 3, 2, 0, 3),  # (8 - 3) / 2 = 2.5: the floor drops the last row
-        (5, 3, 1, (0, 2), 5),  # asymmetric (lo, hi)
-    ],
-)
-def test_conv_output_size_course_numbers(size, kernel, stride, padding, expected):
-    assert C.conv_output_size(size, kernel, stride, padding) == expected
-
-
-def test_pool_output_size_alexnet_overlapping_pool():
-    assert C.pool_output_size(55, 3, 2, 0) == 27
-    assert C.pool_output_size(28, 2) == 14  # stride defaults to the window
-
-
-def test_conv_output_size_kernel_larger_than_padded_input_raises():
-    with pytest.raises(ValueError, match=r"kernel=7 is larger than the padded input.*6"):
-        C.conv_output_size(4, 7, 1, 1)
-    with pytest.raises(ValueError, match="stride must be a positive int"):
-        C.conv_output_size(8, 3, 0)
-    with pytest.raises(ValueError, match="kernel must be a positive int"):
-        C.conv_output_size(8, -1)
+# --- parameter counts (the course's AlexNet numbers) ----------------------------------
 
 
 @pytest.mark.parametrize(
@@ -71,26 +42,6 @@ def test_conv_init_shapes(key):
     assert shapes(kernel=3, c_in=4, c_out=6, ndim=1, bias=False) == {"W": (3, 4, 6)}
     params = C.conv_init(key, 1, 1, 2, dtype=jnp.float16)
     assert params["W"].dtype == params["b"].dtype == jnp.float16 and not params["b"].any()
-
-
-@pytest.mark.parametrize(
-    "padding, size, kernel, stride, expected",
-    [
-        ("SAME", (7,), (3,), (2,), ((1, 1),)),
-        ("same", (8,), (3,), (2,), ((0, 1),)),  # the odd zero on the high side
-        ("SAME", (7, 8), (3, 3), (1, 3), ((1, 1), (0, 1))),
-        ("VALID", (7, 7), (3, 3), (1, 1), ((0, 0), (0, 0))),
-        (2, (7, 7), (3, 3), (1, 1), ((2, 2), (2, 2))),
-        ((1, 2), (7, 7), (3, 3), (1, 1), ((1, 1), (2, 2))),  # (p_h, p_w)
-        (((1, 2),), (7,), (3,), (1,), ((1, 2),)),
-        ((2,), (7,), (3,), (1,), ((2, 2),)),  # one int per axis, 1-D
-        ([[1, 0], [0, 2]], (7, 7), (3, 3), (1, 1), ((1, 0), (0, 2))),  # lists, as from JSON
-    ],
-)
-def test_resolve_padding(padding, size, kernel, stride, expected):
-    assert C.resolve_padding(padding, size, kernel, stride) == expected
-    if isinstance(padding, str):  # the same pads as XLA's own SAME/VALID
-        assert expected == tuple(lax.padtype_to_pads(size, kernel, stride, padding.upper()))
 
 
 # --- forward ----------------------------------------------------------------------------
@@ -172,7 +123,7 @@ def test_conv_apply_matches_naive_loop(nd, size, stride, padding, groups):
         params, x, _ = _conv_problem(nd, size, groups)
         y = C.conv_apply(params, x, stride=stride, padding=padding, groups=groups)
         strides = (stride,) * nd if isinstance(stride, int) else stride
-        pads = C.resolve_padding(padding, x.shape[1:-1], params["W"].shape[:-2], strides)
+        pads = resolve_padding(padding, x.shape[1:-1], params["W"].shape[:-2], strides)
         expected = _naive_conv(x, params["W"], params["b"], strides, pads, groups)
         assert y.shape == expected.shape
         np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
@@ -225,6 +176,29 @@ def test_conv_backward_zero_on_rows_dropped_by_floor():
         assert not dx[:, 6:].any() and dx[:, :6].any()
 
 
+@pytest.mark.parametrize("nd, size, stride, padding, groups", CONV_CASES[1::3])
+def test_conv_apply_explicit_vjp_matches_autodiff(nd, size, stride, padding, groups):
+    with jax.enable_x64(True):
+        params, x, rng = _conv_problem(nd, size, groups)
+        kw = {"stride": stride, "padding": padding, "groups": groups}
+        dy = _normal(rng, jax.eval_shape(partial(C.conv_apply, **kw), params, x).shape)
+
+        @jax.jit
+        def both(params, x, dy):
+            y, vjp = jax.vjp(partial(C.conv_apply_explicit, **kw), params, x)
+            y_ref, vjp_ref = jax.vjp(partial(C.conv_apply, **kw), params, x)
+            return (y, vjp(dy)), (y_ref, vjp_ref(dy))
+
+        got, expected = both(params, x, dy)
+        chex.assert_trees_all_close(got, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_conv_apply_explicit_takes_conv_apply_keywords():
+    params, x = {"W": np.ones((3, 2, 3), np.float32)}, np.ones((1, 7, 2), np.float32)
+    with pytest.raises(TypeError):
+        C.conv_apply_explicit(params, x, 2)  # stride is keyword-only, as in conv_apply
+
+
 def test_conv_explicit_matches_finite_differences():
     with jax.enable_x64(True):
         params, x, _ = _conv_problem(2, 5, 2, c_in=1, c_out=1)
@@ -232,112 +206,6 @@ def test_conv_explicit_matches_finite_differences():
         jax.test_util.check_grads(
             fn, (params, x), order=1, modes=["rev"], eps=1e-6, atol=1e-8, rtol=1e-8
         )
-
-
-POOL_CASES = [
-    ("max", 1, 8, 2, None, 0),
-    ("max", 1, 9, 3, 2, 1),  # overlapping windows
-    ("max", 2, 7, 3, 2, 0),  # AlexNet's overlapping pool; (7 - 3) / 2 exact
-    ("max", 2, 8, 3, 2, 1),  # the floor drops the last row and column
-    ("max", 2, 7, 2, None, "SAME"),
-    ("max", 2, 6, (2, 3), (1, 2), ((1, 0), (0, 2))),
-    ("mean", 1, 8, 3, 1, "SAME"),
-    ("mean", 2, 8, 3, 2, 1),
-    ("mean", 2, 6, (2, 3), (1, 2), ((1, 0), (0, 2))),
-    ("mean_exclude_pad", 1, 9, 3, 2, 1),
-    ("mean_exclude_pad", 2, 7, 2, None, "SAME"),
-]
-
-
-@pytest.mark.parametrize("kind, nd, size, window, stride, padding", POOL_CASES)
-def test_pool_backward_matches_vjp(kind, nd, size, window, stride, padding):
-    forward, backward, kw = {
-        "max": (C.max_pool, C.max_pool_backward, {}),
-        "mean": (C.mean_pool, C.mean_pool_backward, {}),
-        "mean_exclude_pad": (C.mean_pool, C.mean_pool_backward, {"count_include_pad": False}),
-    }[kind]
-    with jax.enable_x64(True):
-        rng = np.random.default_rng(1)
-        x = _normal(rng, (2, *(size,) * nd, 3))  # continuous: no ties
-        fwd = partial(forward, window=window, stride=stride, padding=padding, **kw)
-        dy = _normal(rng, jax.eval_shape(fwd, x).shape)
-
-        @jax.jit
-        def both(x, dy):
-            return backward(x, dy, window, stride, padding, **kw), jax.vjp(fwd, x)[1](dy)[0]
-
-        got, expected = both(x, dy)
-        assert got.shape == x.shape
-        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
-
-
-def test_max_pool_backward_ties_go_to_first_max_like_jax_grad():
-    # Windows of 3, stride 1: [1,3,3] -> first 3; [3,3,0] -> first 3; [3,0,2]; [0,2,2] -> first 2.
-    # Windows of 3, stride 1: [1,3,3] and [3,3,0] -> x[1]; [3,0,2] -> x[2]; [0,2,2] -> x[4].
-    x = jnp.array([1.0, 3.0, 3.0, 0.0, 2.0, 2.0]).reshape(1, 6, 1)
-    dy = jnp.ones((1, 4, 1))
-    dx = C.max_pool_backward(x, dy, 3, 1)
-    np.testing.assert_array_equal(dx[0, :, 0], [0.0, 2.0, 1.0, 0.0, 1.0, 0.0])
-    np.testing.assert_array_equal(dx, jax.grad(lambda x: C.max_pool(x, 3, 1).sum())(x))
-    ones = jnp.ones((1, 4, 4, 1))  # all tied: the top-left of each window takes it
-    dx = C.max_pool_backward(ones, jnp.ones((1, 2, 2, 1)), 2)
-    np.testing.assert_array_equal(dx[0, :, :, 0], np.kron(np.ones((2, 2)), [[1, 0], [0, 0]]))
-
-
-def test_pool_forward_values():
-    x = jnp.array([[1.0, 2.0, 5.0, 0.0], [3.0, 4.0, 1.0, 1.0]]).reshape(1, 2, 4, 1)
-    np.testing.assert_array_equal(C.max_pool(x, 2)[0, :, :, 0], [[4.0, 5.0]])
-    np.testing.assert_array_equal(C.mean_pool(x, 2)[0, :, :, 0], [[2.5, 1.75]])
-    # 1-D, padding 1: windows [pad, 1, 2], [2, 5, 0]: with the pad counted 3/3, without 3/2
-    row = x[:, 0]
-    np.testing.assert_allclose(C.mean_pool(row, 3, 2, 1)[0, :, 0], [1.0, 7 / 3])
-    np.testing.assert_allclose(
-        C.mean_pool(row, 3, 2, 1, count_include_pad=False)[0, :, 0], [1.5, 7 / 3]
-    )
-    np.testing.assert_array_equal(C.max_pool(-row, 3, 2, 1)[0, :, 0], [-1.0, 0.0])  # -inf pad
-    np.testing.assert_allclose(C.global_mean_pool(x), [[17.0 / 8]])
-
-
-# --- custom_vjp: a tiny CNN trains to the same parameters -------------------------------
-
-
-def _tiny_cnn(params, x, explicit, pool):
-    conv = C.conv_apply_explicit if explicit else C.conv_apply
-    pool_fn = {
-        (True, "max"): C.max_pool_explicit,
-        (False, "max"): C.max_pool,
-        (True, "mean"): C.mean_pool_explicit,
-        (False, "mean"): C.mean_pool,
-    }[explicit, pool]
-    h = jax.nn.relu(conv(params["conv1"], x, stride=1, padding=1))
-    h = pool_fn(h, 2)
-    return M.dense_apply(params["fc1"], h.reshape(len(h), -1))
-
-
-@pytest.mark.parametrize("pool", ["max", "mean"])
-def test_tiny_cnn_explicit_training_matches_autodiff(key, pool):
-    with jax.enable_x64(True):
-        k_c, k_d = jax.random.split(key)
-        params = {
-            "conv1": C.conv_init(k_c, 3, 2, 3, dtype=jnp.float64),
-            "fc1": M.dense_init(k_d, 3 * 3 * 3, 2, dtype=jnp.float64),
-        }
-        rng = np.random.default_rng(2)
-        x, y = _normal(rng, (8, 6, 6, 2)), _normal(rng, (8, 2))
-
-        def train(explicit):
-            def loss(p):
-                return jnp.mean((_tiny_cnn(p, x, explicit, pool) - y) ** 2)
-
-            @jax.jit
-            def step(p, _):
-                return jax.tree.map(lambda w, g: w - 0.1 * g, p, jax.grad(loss)(p)), None
-
-            return lax.scan(step, params, None, length=30)[0]
-
-        trained = train(explicit=True)
-        chex.assert_trees_all_close(trained, train(explicit=False), rtol=1e-9, atol=1e-12)
-        assert not np.allclose(trained["fc1"]["W"], params["fc1"]["W"])  # it did move
 
 
 # --- errors -----------------------------------------------------------------------------
@@ -354,7 +222,9 @@ def test_conv_errors(key):
     with pytest.raises(ValueError, match=r"padding='full' is not a padding mode"):
         C.conv_apply(params, np.zeros((1, 8, 8, 3)), padding="full")
     for stride in (0, -1, (1,), 1.5):
-        with pytest.raises(ValueError, match="stride must be a positive int"):
+        with pytest.raises(
+            ValueError, match="conv_apply: stride must be an int or a tuple of 2 positive ints"
+        ):
             C.conv_apply(params, np.zeros((1, 8, 8, 3)), stride=stride)
     with pytest.raises(ValueError, match=r"x\[None\]"):
         C.conv_apply(params, np.zeros((8, 8, 3)))
@@ -368,22 +238,6 @@ def test_conv_errors(key):
         C.conv_backward(params, np.zeros((1, 8, 8, 3)), np.zeros((1, 8, 8, 4)))
 
 
-def test_pool_errors():
-    x = np.zeros((1, 4, 4, 3))
-    with pytest.raises(ValueError, match=r"max_pool: window \(5, 5\) is larger than the padded"):
-        C.max_pool(x, 5)
-    with pytest.raises(ValueError, match="must be smaller than the window"):
-        C.mean_pool(x, 2, 1, 2)
-    with pytest.raises(ValueError, match="window must be a positive int"):
-        C.max_pool(x, 0)
-    with pytest.raises(ValueError, match="stride must be a positive int"):
-        C.max_pool(x, 2, -2)
-    with pytest.raises(ValueError, match="padding='Same-ish' is not a padding mode"):
-        C.max_pool(x, 2, padding="Same-ish")
-    with pytest.raises(ValueError, match="at least one spatial axis"):
-        C.global_mean_pool(np.zeros((2, 3)))
-
-
 def test_conv_apply_jits_with_static_hyperparameters():
     rng = np.random.default_rng(3)
     params = {"W": rng.standard_normal((3, 3, 3, 4)), "b": rng.standard_normal(4)}
@@ -394,12 +248,6 @@ def test_conv_apply_jits_with_static_hyperparameters():
         fn(params, x), C.conv_apply(params, x, stride=2, padding="SAME"), rtol=1e-6
     )
     assert fn(params, x).shape == (2, 5, 5, 4)
-
-
-def test_conv_output_size_bad_padding_raises():
-    for padding in (-1, (1, 2, 3), "SAME", 1.5):
-        with pytest.raises(ValueError, match="padding must be a non-negative int or a"):
-            C.conv_output_size(8, 3, 1, padding)
 
 
 def test_conv_explicit_float32_without_bias_under_jit():
