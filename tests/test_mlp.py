@@ -8,6 +8,7 @@ import optax
 import pytest
 
 from dlcourse import mlp as M
+from dlcourse.dropout import dropout_mask
 
 
 def _problem(key, depth, loss, output, activation, *, batch=7, d=5, k=3):
@@ -90,26 +91,62 @@ def test_backprop_matches_finite_differences(key):
         np.testing.assert_allclose(jax.flatten_util.ravel_pytree(grads)[0], fd, atol=1e-8)
 
 
-def test_backward_returns_input_gradient(key):
+def test_backward_from_cache_returns_input_gradient(key):
     with jax.enable_x64(True):
         params, x, _ = _problem(key, 3, "quadratic", "identity", "relu")
         da = jax.random.normal(key, (7, 3), jnp.float64)
         _, cache = M.mlp_forward(params, x, activation="relu")
-        grads, dx = M.mlp_backward(params, cache, da, activation="relu")
+        grads, dx = M.mlp_backward_from_cache(params, cache, da, activation="relu")
         _, vjp = jax.vjp(lambda p, x: M.mlp_forward(p, x, activation="relu")[1]["a3"], params, x)
         expected_grads, expected_dx = vjp(da)
         chex.assert_trees_all_close(grads, expected_grads, rtol=1e-10, atol=1e-14)
         chex.assert_trees_all_close(dx, expected_dx, rtol=1e-10, atol=1e-14)
 
 
-def test_dense_backward_matches_vjp(key):
+DROPOUT = dict(drop_rate=0.5, input_drop_rate=0.2, train=True, key=jax.random.PRNGKey(7))
+
+
+@pytest.mark.parametrize("use_jit", [False, True])
+@pytest.mark.parametrize("dropout", [False, True])
+@pytest.mark.parametrize("activation,output", [("tanh", "softmax"), ("prelu", "sigmoid"),
+                                               ("relu", "identity")])
+def test_mlp_backward_matches_vjp(key, activation, output, dropout, use_jit):
+    """mlp_backward is shaped like jax.vjp of mlp_apply: (params, x, dy) -> (dparams, dx)."""
     with jax.enable_x64(True):
-        k1, k2, k3 = jax.random.split(key, 3)
-        params = M.dense_init(k1, 5, 3, dtype=jnp.float64)
-        h = jax.random.normal(k2, (4, 5), jnp.float64)
-        da = jax.random.normal(k3, (4, 3), jnp.float64)
-        _, vjp = jax.vjp(M.dense_apply, params, h)
-        chex.assert_trees_all_close(M.dense_backward(params, h, da), vjp(da), rtol=1e-10)
+        params, x, _ = _problem(key, 3, "quadratic", output, activation)
+        dy = jax.random.normal(jax.random.PRNGKey(3), (7, 3), jnp.float64)
+        kw = dict(activation=activation, output=output, **(DROPOUT if dropout else {}))
+        static = ("activation", "output", "drop_rate", "input_drop_rate", "train")
+        backward = jax.jit(M.mlp_backward, static_argnames=static) if use_jit else M.mlp_backward
+        dparams, dx = backward(params, x, dy, **kw)
+        _, vjp = jax.vjp(lambda p, x: M.mlp_apply(p, x, **kw), params, x)
+        expected_dparams, expected_dx = vjp(dy)
+        chex.assert_trees_all_equal_structs(dparams, params)
+        chex.assert_shape(dx, x.shape)
+        chex.assert_trees_all_close(dparams, expected_dparams, rtol=1e-10, atol=1e-14)
+        chex.assert_trees_all_close(dx, expected_dx, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 4])
+@pytest.mark.parametrize("loss,output", [("quadratic", "identity"),
+                                         ("cross_entropy", "softmax"),
+                                         ("cross_entropy", "sigmoid")])
+def test_backprop_with_dropout_matches_jax_grad(key, depth, loss, output):
+    """A cache with dropout masks on inputs and hidden units (the old depth-from-cache-length
+    bug raised KeyError here): the masks are the ones jax.grad sees with the same key."""
+    with jax.enable_x64(True):
+        params, x, y = _problem(key, depth, loss, output, "tanh")
+        kw = dict(activation="tanh", output=output, loss=loss, l2=0.01, **DROPOUT)
+        _, cache = M.mlp_forward(params, x, activation="tanh", output=output, **DROPOUT)
+        assert "m0" in cache and (depth == 1 or "m1" in cache)
+        value, grads = M.mlp_backprop(params, x, y, **kw)
+        expected_value, expected = jax.value_and_grad(M.mlp_loss)(params, x, y, **kw)
+        chex.assert_trees_all_equal_structs(grads, params)
+        chex.assert_trees_all_close(value, expected_value, rtol=1e-12)
+        chex.assert_trees_all_close(grads, expected, rtol=1e-10, atol=1e-14)
+        # and dropout did change the loss: the masks are used, not ignored
+        no_drop = M.mlp_loss(params, x, y, **{**kw, "train": False})
+        assert abs(float(value) - float(no_drop)) > 1e-6
 
 
 def test_init_tree_and_shapes(key):
@@ -205,6 +242,12 @@ def test_errors_name_the_argument(key):
         M.mlp_init(key, (4, 2), activation="swish")
     with pytest.raises(ValueError, match="hidden\\[0\\]=-3"):
         M.mlp((-3,), 2)
+    with pytest.raises(ValueError, match="num_outputs=0"):
+        M.mlp((3,), 0)
+    with pytest.raises(ValueError, match="output='swish'"):
+        M.mlp((3,), 2, output="swish")
+    with pytest.raises(ValueError, match="loss='hinge'"):
+        M.mlp_loss(M.mlp_init(key, (4, 2)), jnp.ones((3, 4)), jnp.ones((3, 2)), loss="hinge")
     params = M.mlp_init(key, (4, 2))
     with pytest.raises(ValueError, match="h has 5 features but W expects 4"):
         M.mlp_apply(params, jnp.ones((3, 5)))
@@ -222,7 +265,7 @@ def test_backward_through_dropout_matches_vjp(key):
         _, cache = M.mlp_forward(params, x, **kw)
         assert {"m0", "m1", "m2"} <= set(cache) and "m3" not in cache
         da = jax.random.normal(key, (7, 3), jnp.float64)
-        grads, dx = M.mlp_backward(params, cache, da, activation="prelu")
+        grads, dx = M.mlp_backward_from_cache(params, cache, da, activation="prelu")
         _, vjp = jax.vjp(lambda p, x: M.mlp_forward(p, x, **kw)[1]["a3"], params, x)
         expected_grads, expected_dx = vjp(da)
         chex.assert_trees_all_close(grads, expected_grads, rtol=1e-10, atol=1e-14)
@@ -230,7 +273,7 @@ def test_backward_through_dropout_matches_vjp(key):
 
 
 def test_dropout_only_in_training(key):
-    model = M.mlp((64, 64), 10, dropout=0.5, input_dropout=0.2)
+    model = M.mlp((64, 64), 10, drop_rate=0.5, input_drop_rate=0.2)
     _, params, state = model.init(key, (20,))
     x = jnp.ones((4, 20))
     evaluate = model.apply(params, state, x)[0]
@@ -241,5 +284,53 @@ def test_dropout_only_in_training(key):
     assert not np.allclose(train1, evaluate) and not np.allclose(train1, train2)
     with pytest.raises(ValueError, match="needs a PRNG key"):
         model.apply(params, state, x, train=True)
-    with pytest.raises(ValueError, match="dropout=1.0"):
-        M.mlp((4,), 2, dropout=1.0)
+    with pytest.raises(ValueError, match="drop_rate=1.0"):
+        M.mlp((4,), 2, drop_rate=1.0)
+    with pytest.raises(ValueError, match="explicit_backprop=True"):
+        M.mlp((4,), 2, drop_rate=0.5, explicit_backprop=True)
+
+
+@pytest.mark.parametrize("explicit_backprop", [False, True])
+def test_mlp_layer_equals_mlp_apply(key, explicit_backprop):
+    """One MLP: the layer's init is mlp_init, its apply is mlp_apply (same params tree)."""
+    model = M.mlp((16, 8), 3, activation="tanh", explicit_backprop=explicit_backprop)
+    _, params, state = model.init(key, (2, 5))
+    chex.assert_trees_all_equal(params, M.mlp_init(key, (10, 16, 8, 3), activation="tanh"))
+    x = jax.random.normal(key, (4, 2, 5))
+    y, _ = model.apply(params, state, x)
+    flat = x.reshape(4, -1)
+    chex.assert_trees_all_equal(y, M.mlp_apply(params, flat, activation="tanh"))
+    grad_layer = jax.grad(lambda p: model.apply(p, state, x)[0].sum())(params)
+    grad_apply = jax.grad(lambda p: M.mlp_apply(p, flat, activation="tanh").sum())(params)
+    chex.assert_trees_all_close(grad_layer, grad_apply, rtol=1e-5, atol=1e-7)  # float32
+
+
+def test_mlp_layer_dropout_masks_equal_mlp_apply(key):
+    """With dropout on, the layer draws mlp_apply's masks: same key, same output."""
+    kw = dict(activation="relu", drop_rate=0.5, input_drop_rate=0.2)
+    model = M.mlp((32, 32), 4, **kw)
+    _, params, state = model.init(key, (12,))
+    x = jax.random.normal(key, (6, 12))
+    for k in jax.random.split(jax.random.PRNGKey(1), 3):
+        y, _ = model.apply(params, state, x, key=k, train=True)
+        chex.assert_trees_all_equal(y, M.mlp_apply(params, x, key=k, train=True, **kw))
+    y1 = model.apply(params, state, x, key=jax.random.PRNGKey(5), train=True)[0]
+    y2 = model.apply(params, state, x, key=jax.random.PRNGKey(5), train=True)[0]
+    y3 = model.apply(params, state, x, key=jax.random.PRNGKey(6), train=True)[0]
+    chex.assert_trees_all_equal(y1, y2)
+    assert not np.allclose(y1, y3)
+    # the masks are dlcourse.dropout's: mlp_forward's cache holds dropout_mask draws
+    _, cache = M.mlp_forward(params, x, key=jax.random.PRNGKey(5), train=True, **kw)
+    k0 = jax.random.split(jax.random.PRNGKey(5), 3)[0]
+    chex.assert_trees_all_equal(cache["m0"], dropout_mask(k0, x.shape, 0.2, x.dtype))
+
+
+@pytest.mark.parametrize("bad", [True, False, 2.0])
+def test_bool_and_float_sizes_rejected(key, bad):
+    """One validator everywhere: a bool is not a width, in mlp_init and in mlp alike."""
+    with pytest.raises(ValueError, match=rf"sizes\[1\]={bad!r}"):
+        M.mlp_init(key, (4, bad, 2))
+    with pytest.raises(ValueError, match=rf"hidden\[0\]={bad!r}"):
+        M.mlp((bad,), 2)
+    with pytest.raises(ValueError, match=rf"num_outputs={bad!r}"):
+        M.mlp((3,), bad)
