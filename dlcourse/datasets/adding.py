@@ -2,41 +2,26 @@ r"""Sequence datasets for §4: the adding problem, and MNIST-1D read as a sequen
 
 * :func:`adding_problem`: Hochreiter & Schmidhuber's (1997) adding problem, the
   long-time-lag regression task that plain RNNs fail and the LSTM solves (their
-  Experiment 4, Table 7), for any length $T$.
-* :func:`mnist1d_sequence`: :func:`dlcourse.data.mnist1d`'s 40-point signals as
+  Experiment 4, Table 7), for any length $T$; scored by
+  :func:`dlcourse.metrics.adding_correct`.
+* :func:`mnist1d_sequence`: :func:`~dlcourse.datasets.mnist1d`'s 40-point signals as
   sequences of 40 steps of one feature, ``(N, 40, 1)``.
 
-Both return a :class:`dlcourse.data.Dataset`, batch-first ``(N, T, D)`` as every
+Both return a :class:`~dlcourse.datasets.Dataset`, batch-first ``(N, T, D)`` as every
 sequence in dlcourse.
 """
 
 from __future__ import annotations
 
-from numbers import Integral
 from typing import Any
 
 import numpy as np
 
-from dlcourse import data
-from dlcourse.data import Dataset
+from dlcourse._checks import check_int, check_seed
+from dlcourse.datasets._base import Dataset
+from dlcourse.datasets.mnist1d import mnist1d
 
-__all__ = [
-    "ADDING_TOLERANCE",
-    "adding_accuracy",
-    "adding_correct",
-    "adding_problem",
-    "adding_sequences",
-    "mnist1d_sequence",
-]
-
-ADDING_TOLERANCE = 0.04
-"""A sequence is processed correctly when the absolute error at its end is below this."""
-
-
-def _check_int(fn: str, name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ValueError(f"{fn}: {name} must be an int >= {minimum}, got {name}={value!r}.")
-    return int(value)
+__all__ = ["adding_problem", "adding_sequences", "mnist1d_sequence"]
 
 
 def adding_sequences(
@@ -50,8 +35,8 @@ def adding_sequences(
       ``(x, y, marked)``: ``x`` float32 ``(n, length, 2)`` (value, marker), ``y``
       float32 ``(n, 1)``, and ``marked`` int ``(n, 2)``, the positions of $X_1$, $X_2$.
     """
-    n = _check_int("adding_sequences", "n", n, 0)
-    T = _check_int("adding_sequences", "length", length, 4)
+    n = check_int("adding_sequences", "n", n, minimum=0)
+    T = check_int("adding_sequences", "length", length, minimum=4)
     values = rng.uniform(-1.0, 1.0, size=(n, T))
     first = rng.integers(0, min(10, T // 2), size=n)
     # "one of the first T/2 - 1 still unmarked pairs": the k-th unmarked position.
@@ -98,12 +83,12 @@ def adding_problem(
     $$y = 0.5 + \frac{X_1 + X_2}{4} \in [0, 1],$$
 
     and a sequence is processed correctly when $|\hat y - y| < 0.04$
-    (:func:`adding_correct`).
+    (:func:`dlcourse.metrics.adding_correct`).
 
     Departure from the paper: its sequences have random lengths between $T$ and
     $T + T/10$; ours all have exactly $T$ steps, so a batch is one ``(B, T, 2)`` array
     (variable lengths would need padding and a ``lengths`` array, which
-    :mod:`dlcourse.rnn` supports but :class:`~dlcourse.data.Dataset` does not carry).
+    :mod:`dlcourse.rnn` supports but :class:`~dlcourse.datasets.Dataset` does not carry).
     The paper's test set is 2,560 sequences, our default ``n_test``.
 
     Args:
@@ -113,7 +98,7 @@ def adding_problem(
         the other from it, so the same seed and sizes give the same arrays.
 
     Returns:
-      A :class:`~dlcourse.data.Dataset` named ``"adding"`` with ``num_classes=0`` (a
+      A :class:`~dlcourse.datasets.Dataset` named ``"adding"`` with ``num_classes=0`` (a
       regression task), ``x`` float32 ``(N, T, 2)`` and ``y`` float32 ``(N, 1)``.  The
       inputs are not standardized (values already in $[-1, 1]$, markers in
       $\{-1, 0, 1\}$).
@@ -127,59 +112,30 @@ def adding_problem(
       9(8):1735–1780, 1997, Section 5.4 (Experiment 4: adding problem), Table 7.
     """
     fn = "adding_problem"
-    T = _check_int(fn, "length", length, 4)
-    sizes = [_check_int(fn, name, v, 1 if name == "n_train" else 0)
+    T = check_int(fn, "length", length, minimum=4)
+    sizes = [check_int(fn, name, v, minimum=1 if name == "n_train" else 0)
              for name, v in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test))]
-    seed = _check_int(fn, "seed", seed, 0)
+    seed = check_seed(fn, seed)
     rng = np.random.default_rng(seed)
     splits = [adding_sequences(n, T, rng)[:2] for n in sizes]
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = splits
     return Dataset(x_tr, y_tr, x_va, y_va, x_te, y_te, 0, "adding")
 
 
-def adding_correct(pred: Any, target: Any, tolerance: float = ADDING_TOLERANCE) -> np.ndarray:
-    r"""Per sequence, whether $|\hat y - y| <$ ``tolerance`` (0.04, the paper's criterion).
-
-    Args:
-      pred: predictions ``(N, 1)`` or ``(N,)``.
-      target: targets of the same shape.
-      tolerance: the bound on the absolute error.
-
-    Returns:
-      A boolean array ``(N,)``.
-
-    Raises:
-      ValueError: if the shapes differ (``(N, 1)`` against ``(N,)`` would broadcast to
-        ``(N, N)``).
-    """
-    pred, target = np.asarray(pred), np.asarray(target)
-    if pred.shape != target.shape:
-        raise ValueError(
-            f"adding_correct: pred.shape={pred.shape} differs from target.shape="
-            f"{target.shape}; reshape one of them (both (N, 1) or both (N,))."
-        )
-    return (np.abs(pred - target) < tolerance).reshape(len(pred), -1).all(axis=1)
-
-
-def adding_accuracy(pred: Any, target: Any, tolerance: float = ADDING_TOLERANCE) -> float:
-    """The fraction of sequences processed correctly (:func:`adding_correct`)."""
-    return float(adding_correct(pred, target, tolerance).mean())
-
-
 def mnist1d_sequence(**kwargs: Any) -> Dataset:
     r"""MNIST-1D as sequences: each 40-point signal read as 40 steps of 1 feature.
 
-    Wraps :func:`dlcourse.data.mnist1d` (same splits, standardization and cache) and
+    Wraps :func:`~dlcourse.datasets.mnist1d` (same splits, standardization and cache) and
     reshapes every ``x`` from ``(N, 40)`` to ``(N, 40, 1)``.
 
     Args:
-      **kwargs: passed to :func:`dlcourse.data.mnist1d` (``val_fraction``, ``seed``,
-        ``cache_dir``).
+      **kwargs: passed to :func:`~dlcourse.datasets.mnist1d` (``val_fraction``, ``seed``,
+        ``generator_seed``, ``config``, ``cache_dir``).
 
     Returns:
-      A :class:`~dlcourse.data.Dataset` named ``"mnist1d_sequence"``, 10 classes.
+      A :class:`~dlcourse.datasets.Dataset` named ``"mnist1d_sequence"``, 10 classes.
     """
-    ds = data.mnist1d(**kwargs)
+    ds = mnist1d(**kwargs)
 
     def seq(x: np.ndarray) -> np.ndarray:
         return x.reshape(*x.shape, 1)

@@ -1,16 +1,16 @@
-"""The adding problem (Hochreiter & Schmidhuber 1997, Experiment 4) and MNIST-1D as sequences."""
+"""Tests of dlcourse.datasets.adding: the adding problem (Hochreiter & Schmidhuber 1997,
+Experiment 4) and MNIST-1D as sequences."""
 
 import numpy as np
 import pytest
 
-from dlcourse import data
-from dlcourse import sequence_data as S
-from dlcourse.data import Dataset
+from dlcourse.datasets import Dataset, adding_problem, adding_sequences, mnist1d_sequence
+from dlcourse.datasets import adding as adding_module
 
 
 @pytest.fixture(scope="module")
 def adding():
-    return S.adding_problem(60, n_train=3_000, n_val=20, n_test=30, seed=3)
+    return adding_problem(60, n_train=3_000, n_val=20, n_test=30, seed=3)
 
 
 def test_adding_problem_shapes_and_fields(adding):
@@ -26,7 +26,7 @@ def test_adding_problem_shapes_and_fields(adding):
 @pytest.mark.parametrize("T", [4, 7, 21, 60, 1000])
 def test_adding_markers_positions_and_targets(T):
     rng = np.random.default_rng(0)
-    x, y, marked = S.adding_sequences(2_000, T, rng)
+    x, y, marked = adding_sequences(2_000, T, rng)
     values, markers = x[..., 0].astype(np.float64), x[..., 1]
     assert set(np.unique(markers)) <= {-1.0, 0.0, 1.0}
     # exactly two markers equal to 1, at the recorded positions
@@ -55,7 +55,7 @@ def test_adding_markers_positions_and_targets(T):
 def test_adding_statistics(adding):
     x, y = adding.x_train, adding.y_train
     # the training split is the first draw of the seeded generator
-    x_again, _, marked = S.adding_sequences(3_000, 60, np.random.default_rng(3))
+    x_again, _, marked = adding_sequences(3_000, 60, np.random.default_rng(3))
     np.testing.assert_array_equal(x_again, x)
     # uniform draws: every allowed position occurs, values centred on 0 with variance 1/3
     assert set(marked[:, 0].tolist()) == set(range(10))
@@ -67,39 +67,31 @@ def test_adding_statistics(adding):
 
 
 def test_adding_problem_is_seeded():
-    a = S.adding_problem(30, n_train=50, n_val=5, n_test=5, seed=7)
-    b = S.adding_problem(30, n_train=50, n_val=5, n_test=5, seed=7)
-    c = S.adding_problem(30, n_train=50, n_val=5, n_test=5, seed=8)
+    a = adding_problem(30, n_train=50, n_val=5, n_test=5, seed=7)
+    b = adding_problem(30, n_train=50, n_val=5, n_test=5, seed=7)
+    c = adding_problem(30, n_train=50, n_val=5, n_test=5, seed=8)
     for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
     assert not np.array_equal(a.x_train, c.x_train)
     assert not np.array_equal(a.x_train[:5], a.x_val)  # the splits are different draws
 
 
-def test_adding_correct_criterion():
-    target = np.array([[0.5], [0.2], [0.9], [0.0]], np.float32)
-    pred = target + np.array([[0.0], [0.039], [-0.041], [0.04]], np.float32)
-    np.testing.assert_array_equal(S.adding_correct(pred, target), [True, True, False, False])
-    assert S.adding_accuracy(pred, target) == 0.5
-    assert S.adding_accuracy(pred, target, tolerance=0.05) == 1.0
-    with pytest.raises(ValueError, match=r"pred.shape=\(4,\) differs from target.shape"):
-        S.adding_correct(pred[:, 0], target)
-
-
 def test_adding_problem_errors():
     with pytest.raises(ValueError, match="adding_problem: length must be an int >= 4"):
-        S.adding_problem(3)
+        adding_problem(3)
     with pytest.raises(ValueError, match="n_val must be an int >= 0, got n_val=-1"):
-        S.adding_problem(10, n_val=-1)
+        adding_problem(10, n_val=-1)
     with pytest.raises(ValueError, match="n_train must be an int >= 1"):
-        S.adding_problem(10, n_train=0)
-    with pytest.raises(ValueError, match="seed must be an int >= 0"):
-        S.adding_problem(10, seed=-2)
+        adding_problem(10, n_train=0)
+    with pytest.raises(ValueError, match=r"adding_problem: seed must be an integer in \[0, 2"):
+        adding_problem(10, seed=-2)
+    with pytest.raises(ValueError, match="adding_sequences: n must be an int >= 0, got n=-1"):
+        adding_sequences(-1, 10, np.random.default_rng(0))
 
 
 def test_mnist1d_sequence_reshapes_the_signals(monkeypatch):
-    """The wrapper only reshapes: a stand-in for data.mnist1d keeps the test offline and fast
-    (test_data.py covers the real generator)."""
+    """The wrapper only reshapes: a stand-in for mnist1d keeps the test offline and fast
+    (test_mnist1d.py covers the real generator)."""
     rng = np.random.default_rng(0)
     fake = Dataset(rng.normal(size=(8, 40)).astype(np.float32), np.arange(8, dtype=np.int32),
                    rng.normal(size=(2, 40)).astype(np.float32), np.arange(2, dtype=np.int32),
@@ -111,8 +103,8 @@ def test_mnist1d_sequence_reshapes_the_signals(monkeypatch):
         seen.update(kwargs)
         return fake
 
-    monkeypatch.setattr(data, "mnist1d", stand_in)
-    ds = S.mnist1d_sequence(val_fraction=0.2, seed=5)
+    monkeypatch.setattr(adding_module, "mnist1d", stand_in)
+    ds = mnist1d_sequence(val_fraction=0.2, seed=5)
     assert seen == {"val_fraction": 0.2, "seed": 5}
     assert ds.name == "mnist1d_sequence" and ds.num_classes == 10
     assert ds.x_train.shape == (8, 40, 1) and ds.input_shape == (40, 1)
