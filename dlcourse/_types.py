@@ -11,8 +11,8 @@ Shapes (every public function):
 
 Parameter names: leaves are named after the course's symbols.  Matrices and kernels are
 written in capitals (``W``, ``W_f``, ``I_u``), vectors in lower case (``b``, ``alpha``,
-``gamma``): :func:`weight_mask` relies on it to penalize the weights and never the
-biases (§2.4.2).
+``gamma``): :func:`dlcourse.penalties.weight_mask` relies on it to penalize the weights
+and never the biases (§2.4.2).
 """
 
 from __future__ import annotations
@@ -48,8 +48,13 @@ class Layer(NamedTuple):
 
     ``info`` describes the layer for tables such as ``dlcourse summary``: a dict with at
     least ``"kind"`` (``"conv"``, ``"dense"``, ``"serial"`` ...) and the layer's
-    hyper-parameters (``filters``, ``kernel``, ``stride``, ``padding``); combinators list
-    their named children under ``"children"``.  Nothing in ``init``/``apply`` reads it.
+    hyper-parameters (``filters``, ``kernel``, ``stride``, ``padding``).  A combinator
+    lists its named children under ``"children"`` and gives its ``"shape_rule"``,
+    ``shape_rule(input_shape, visit) -> output_shape``, which calls
+    ``visit(name, child, shape)`` (the child's output shape) once per child, in order:
+    the one statement of its wiring of shapes, from which its ``init`` is built and
+    which :func:`dlcourse.summary.summary` walks (:mod:`dlcourse.layers.combinators`).
+    ``apply`` never reads ``info``.
 
     Everything the later chapters need fits this one signature: dropout reads ``key``
     and ``train``, batch norm keeps its running mean and variance in ``state``, a
@@ -61,19 +66,3 @@ class Layer(NamedTuple):
     init: Callable[..., tuple[Shape, Params, State]]
     apply: Callable[..., tuple[Array, State]]
     info: Mapping[str, Any] | None = None
-
-
-def weight_mask(params: Params) -> Any:
-    r"""Boolean pytree: ``True`` at the weights, ``False`` at biases and other vectors.
-
-    §2.4.2 penalizes $\sum_k \|W^{(k)}\|_F^2$ and never the biases.  A leaf is a weight
-    when its key starts with a capital letter (``W``, ``W_f``, ``I_u``: the course's
-    matrices); ``b``, PReLU's ``alpha`` and batch norm's ``gamma``/``beta`` are not.
-    """
-
-    def is_weight(path, _leaf) -> bool:
-        last = path[-1]
-        name = getattr(last, "key", getattr(last, "name", ""))
-        return isinstance(name, str) and name[:1].isupper()
-
-    return jax.tree_util.tree_map_with_path(is_weight, params)

@@ -1,12 +1,12 @@
-r"""Losses and penalties, §2.4.1–2.4.2.
+r"""Data losses of §2.4.1, averaged into the empirical risk of §2.4.2.
 
 The empirical risk of §2.4.2 is $\tilde L_n(\theta) = \frac1n \sum_{i=1}^n
 \ell(f(X_i, \theta), Y_i)$.  Every loss here follows one rule: **sum over every axis
 but the first, average over the first (the batch)**, and return a scalar.  For the
 usual shapes ``(B,)`` and ``(B, K)`` this is the course's $\frac1n\sum_i \ell_i$ with
 $\ell_i$ the loss of one example; for a sequence ``(B, T, K)`` it is the loss of a whole
-sequence averaged over the batch.  Penalties $\Omega(\theta)$ are added by the caller:
-``loss + lam * l2_penalty(params)``.
+sequence averaged over the batch.  The penalties $\Omega(\theta)$ of §2.4.2 are in
+:mod:`dlcourse.penalties`: ``loss + lam * penalties.l2_penalty(params)``.
 
 Shapes are checked statically (free under :func:`jax.jit`) and a mismatch raises
 ``ValueError``: nothing is broadcast, because a ``(B, 1)`` prediction against ``(B,)``
@@ -21,16 +21,12 @@ import jax
 import jax.numpy as jnp
 
 from dlcourse._checks import check_batched, check_class_labels
-from dlcourse._types import Array, Params, weight_mask
+from dlcourse._types import Array
 
 __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_from_probs",
     "cross_entropy_from_probs",
-    "l1_penalty",
-    "l1_penalty_grad",
-    "l2_penalty",
-    "l2_penalty_grad",
     "quadratic",
     "softmax_cross_entropy",
 ]
@@ -275,94 +271,3 @@ def cross_entropy_from_probs(probs: Array, labels: Array, *, eps: float | None =
     if is_index:
         return -_batch_mean(_pick(log_p, labels))
     return -_batch_mean(labels.astype(log_p.dtype) * log_p)
-
-
-# --------------------------------------------------------------------------- penalties
-
-
-def _weights(params: Params) -> list[Array]:
-    mask = weight_mask(params)
-    return [w for w, m in zip(jax.tree.leaves(params), jax.tree.leaves(mask), strict=True) if m]
-
-
-def _total(terms: list[Array]) -> Array:
-    if not terms:
-        return jnp.zeros((), jnp.result_type(float))
-    return sum(terms[1:], start=terms[0])
-
-
-def l2_penalty(params: Params) -> Array:
-    r"""$\mathbb L^2$ penalty on the weights only, §2.4.2.
-
-    $$\Omega(\theta) = \sum_k \sum_{i,j} \bigl(W^{(k)}_{ij}\bigr)^2 = \sum_k \|W^{(k)}\|_F^2.$$
-
-    The weights are the leaves whose key starts with a capital letter
-    (:func:`dlcourse._types.weight_mask`): ``W``, ``W_f``, ``I_u``…; the biases ``b``
-    and vectors such as ``alpha``, ``gamma`` are not penalized.  No factor $\tfrac12$.
-
-    Args:
-      params: a parameter pytree of nested dicts.
-
-    Returns:
-      A scalar (0 if there is no weight).
-
-    References:
-      Course §2.4.2.
-    """
-    return _total([jnp.sum(jnp.square(w)) for w in _weights(params)])
-
-
-def l2_penalty_grad(params: Params) -> Params:
-    r"""Gradient of :func:`l2_penalty`, §2.4.2: $\nabla_{W^{(k)}}\Omega = 2W^{(k)}$.
-
-    Args:
-      params: a parameter pytree of nested dicts.
-
-    Returns:
-      A pytree like ``params`` (the same as ``jax.grad(l2_penalty)(params)``): ``2 W`` at
-      the weights, zeros at the biases and other vectors.
-
-    References:
-      Course §2.4.2.
-    """
-    return jax.tree.map(lambda w, m: 2 * w if m else jnp.zeros_like(w), params, weight_mask(params))
-
-
-def l1_penalty(params: Params) -> Array:
-    r"""$\mathbb L^1$ penalty on the weights only, §2.4.2, which yields sparse weights.
-
-    $$\Omega(\theta) = \sum_k \sum_{i,j} \bigl|W^{(k)}_{ij}\bigr|.$$
-
-    Weights as in :func:`l2_penalty`; biases are not penalized.
-
-    Args:
-      params: a parameter pytree of nested dicts.
-
-    Returns:
-      A scalar (0 if there is no weight).
-
-    References:
-      Course §2.4.2.
-    """
-    return _total([jnp.sum(jnp.abs(w)) for w in _weights(params)])
-
-
-def l1_penalty_grad(params: Params) -> Params:
-    r"""(Sub)gradient of :func:`l1_penalty`, §2.4.2: $\nabla_{W^{(k)}}\Omega =
-    \operatorname{sign}(W^{(k)})$.
-
-    At $W_{ij} = 0$ we return 0, the subgradient of least norm; ``jax.grad`` of
-    ``jnp.abs`` returns 1 there, so the two agree only away from 0.
-
-    Args:
-      params: a parameter pytree of nested dicts.
-
-    Returns:
-      A pytree like ``params``: ``sign(W)`` at the weights, zeros elsewhere.
-
-    References:
-      Course §2.4.2.
-    """
-    return jax.tree.map(
-        lambda w, m: jnp.sign(w) if m else jnp.zeros_like(w), params, weight_mask(params)
-    )

@@ -1,4 +1,4 @@
-"""Tests for dlcourse.losses (§2.4.1–2.4.2)."""
+"""Tests for dlcourse.losses (§2.4.1 data losses; the penalties are in test_penalties.py)."""
 
 import math
 
@@ -11,35 +11,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dlcourse.losses import (
-    accuracy,
     binary_cross_entropy,
     binary_cross_entropy_from_probs,
     cross_entropy_from_probs,
-    l1_penalty,
-    l1_penalty_grad,
-    l2_penalty,
-    l2_penalty_grad,
     quadratic,
     softmax_cross_entropy,
 )
+from dlcourse.metrics import accuracy
 
 JIT = pytest.mark.parametrize("use_jit", [False, True], ids=["eager", "jit"])
 
 
 def _maybe_jit(fn, use_jit):
     return jax.jit(fn) if use_jit else fn
-
-
-def _params(key, dtype=jnp.float32):
-    k1, k2, k3, k4, k5 = jax.random.split(key, 5)
-    return {
-        "fc1": {"W": jax.random.normal(k1, (3, 4), dtype), "b": jax.random.normal(k2, (3,), dtype)},
-        "fc2": {
-            "W": jax.random.normal(k3, (2, 3), dtype),
-            "b": jax.random.normal(k4, (2,), dtype),
-            "alpha": jax.random.normal(k5, (2,), dtype),
-        },
-    }
 
 
 # --------------------------------------------------------------------- hand-computed values
@@ -295,47 +279,3 @@ def test_bad_eps_raises(eps):
         binary_cross_entropy_from_probs(jnp.full((2,), 0.5), jnp.ones(2), eps=eps)
     with pytest.raises(ValueError, match=f"eps={eps!r}"):
         cross_entropy_from_probs(jnp.full((2, 2), 0.5), jnp.ones(2, jnp.int32), eps=eps)
-
-
-# --------------------------------------------------------------------- penalties
-
-
-@JIT
-def test_penalties_exclude_biases_and_vectors(key, use_jit):
-    params = _params(key)
-    w1, w2 = np.asarray(params["fc1"]["W"]), np.asarray(params["fc2"]["W"])
-    l2 = _maybe_jit(l2_penalty, use_jit)(params)
-    l1 = _maybe_jit(l1_penalty, use_jit)(params)
-    np.testing.assert_allclose(l2, (w1**2).sum() + (w2**2).sum(), rtol=1e-6)
-    np.testing.assert_allclose(l1, np.abs(w1).sum() + np.abs(w2).sum(), rtol=1e-6)
-
-
-def test_penalties_hand_value_and_capitalized_names():
-    params = {
-        "lstm": {"W_f": jnp.array([[1.0, -2.0]]), "I_u": jnp.array([[3.0]]), "b_f": jnp.ones(1)},
-        "bn": {"gamma": jnp.full((2,), 5.0), "beta": jnp.full((2,), 7.0)},
-    }
-    np.testing.assert_allclose(l2_penalty(params), 1.0 + 4.0 + 9.0)
-    np.testing.assert_allclose(l1_penalty(params), 1.0 + 2.0 + 3.0)
-    np.testing.assert_allclose(l2_penalty({"bn": params["bn"]}), 0.0)  # no weight at all
-
-
-@JIT
-@pytest.mark.parametrize(
-    "penalty, explicit_grad", [(l2_penalty, l2_penalty_grad), (l1_penalty, l1_penalty_grad)]
-)
-def test_penalty_grad_matches_jax_grad(key, use_jit, penalty, explicit_grad):
-    with jax.enable_x64(True):
-        params = _params(key, jnp.float64)
-        # jnp.abs is not differentiable at 0 (jax says 1, we say sign(0) = 0): keep away
-        params = jax.tree.map(lambda x: jnp.where(jnp.abs(x) < 1e-3, 0.5, x), params)
-        ours = _maybe_jit(explicit_grad, use_jit)(params)
-        chex.assert_trees_all_equal_structs(ours, params)
-        chex.assert_trees_all_close(ours, jax.grad(penalty)(params), rtol=1e-10)
-        assert not np.any(np.asarray(ours["fc2"]["alpha"]))
-        assert not np.any(np.asarray(ours["fc1"]["b"]))
-
-
-def test_l1_penalty_grad_is_zero_at_zero_weights():
-    grad = l1_penalty_grad({"fc": {"W": jnp.array([[-2.0, 0.0, 3.0]])}})
-    np.testing.assert_array_equal(grad["fc"]["W"], [[-1.0, 0.0, 1.0]])
