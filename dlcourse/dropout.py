@@ -11,20 +11,17 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from dlcourse._checks import check_range
 from dlcourse._types import Array, PRNGKey, Shape
+
+__all__ = ["dropout", "dropout_mask"]
 
 
 def check_drop_rate(fn: str, name: str, drop_rate: Any) -> float:
-    """Validate a dropout probability: a number in [0, 1), else a ValueError naming it."""
-    if isinstance(drop_rate, bool) or not isinstance(drop_rate, int | float):
-        raise TypeError(f"{fn}: {name} must be a float in [0, 1), got {name}={drop_rate!r}.")
-    if not 0.0 <= drop_rate < 1.0:
-        raise ValueError(
-            f"{fn}: {name} is the probability of dropping a unit and must be in [0, 1), got "
-            f"{name}={drop_rate!r} (the course's defaults: 0.5 for hidden units, 0.2 for "
-            "inputs)."
-        )
-    return float(drop_rate)
+    """A dropout probability $p$ in [0, 1), as a float; else a ValueError naming it."""
+    return check_range(fn, name, drop_rate, 0, 1, hint=(
+        " It is the probability of dropping a unit (the course's defaults: 0.5 for hidden "
+        "units, 0.2 for inputs)."))
 
 
 def dropout_mask(key: PRNGKey, shape: Shape, drop_rate: float, dtype=jnp.float32) -> Array:

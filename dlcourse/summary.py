@@ -19,81 +19,56 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
-
 from dlcourse._types import Layer, Shape
-from dlcourse.layers import (
-    ShapeError,
-    abstract_init,
-    parallel_output_shape,
-    residual_output_shape,
-)
+from dlcourse.layers import ShapeError, abstract_init, param_count
 
 __all__ = ["format_summary", "summary"]
 
-_COMBINATORS = ("serial", "serial_aux", "parallel", "residual")
 COLUMNS = ("name", "kind", "output_shape", "filters", "kernel", "stride", "padding", "params")
 
 
-def _leaf_row(path: tuple[str, ...], layer: Layer, shape: Shape) -> tuple[dict, Shape]:
+def _leaf_row(name: str, layer: Layer, shape: Shape) -> tuple[dict, Shape]:
     info = dict(layer.info or {})
-    try:
-        out, params, _ = abstract_init(layer, shape)
-    except ShapeError as err:
-        raise ShapeError(err.message, (*path, *err.path), err.kind) from None
-    n = 0
-    for leaf in jax.tree.leaves(params):
-        size = 1
-        for d in leaf.shape:
-            size *= d
-        n += size
+    out, params, _ = abstract_init(layer, shape)
     row = {
-        "name": ".".join(path) or info.get("kind", "layer"),
+        "name": name or info.get("kind", "layer"),
         "kind": info.get("kind", "layer"),
         "output_shape": tuple(out),
         "filters": info.get("filters", info.get("units")),
         "kernel": info.get("kernel"),
         "stride": info.get("stride"),
         "padding": info.get("padding"),
-        "params": n,
+        "params": param_count(params),
     }
     return row, tuple(out)
 
 
 def _walk(layer: Layer, shape: Shape, path: tuple[str, ...], rows: list[dict]) -> Shape:
-    info = layer.info or {}
-    kind = info.get("kind")
-    if kind not in _COMBINATORS or "children" not in info:
-        row, out = _leaf_row(path, layer, shape)
+    """Rows of ``layer``'s leaves; its output shape.  A combinator's own ``shape_rule``
+    wires its children (``dlcourse.layers.combinators``): nothing here knows any."""
+    rule = (layer.info or {}).get("shape_rule")
+    if rule is None:
+        row, out = _leaf_row(".".join(path), layer, shape)
         rows.append(row)
         return out
-    children = info["children"]
-    if kind == "serial":
-        for name, child in children:
-            shape = _walk(child, shape, (*path, name), rows)
-        return shape
-    if kind == "serial_aux":
-        aux = info.get("aux", ())
-        for name, child in children:
-            out = _walk(child, shape, (*path, name), rows)
-            if name not in aux:
-                shape = out
-        return shape
-    outs = {name: _walk(child, shape, (*path, name), rows) for name, child in children}
-    combine = parallel_output_shape if kind == "parallel" else residual_output_shape
-    try:
-        return combine(outs, shape)
-    except ShapeError as err:
-        raise ShapeError(err.message, (*path, *err.path), err.kind) from None
+
+    def visit(name: str, child: Layer, child_shape: Shape) -> Shape:
+        try:
+            return _walk(child, tuple(child_shape), (*path, name), rows)
+        except ShapeError as err:
+            raise err.under(name) from None
+
+    return tuple(rule(tuple(shape), visit))
 
 
 def summary(layer: Layer, input_shape: Shape) -> list[dict]:
     """One row per leaf layer of ``layer`` on a per-example ``input_shape``, depth-first.
 
     Args:
-      layer: a :class:`~dlcourse.Layer`; ``serial``, ``serial_aux``, ``parallel`` and
-        ``residual`` are walked through (every branch, in order), any other layer is a
-        leaf.
+      layer: a :class:`~dlcourse.Layer`; a combinator (a layer whose ``info`` has a
+        ``"shape_rule"``: ``serial``, ``parallel``, ``residual``, ``serial_aux`` or one
+        of your own) is walked through by its own rule (every child, in order), any
+        other layer is a leaf.
       input_shape: one example's shape, without the batch axis.
 
     Returns:

@@ -1,13 +1,14 @@
 """The CNN architectures of §3.2: parameter counts against the published ones, and a forward
 pass of each at a small input size.
 
-Counts go through ``jax.eval_shape`` (``count_params``): no weight is allocated, so VGG16's
-138M parameters cost nothing.  The forward passes draw their weights with numpy (He-scaled
-normals, ``_random_params``) rather than ``layer.init``: eagerly, ``jax.random.normal``
-compiles one sampler per distinct kernel shape, about a second per Inception network on
-two cores.  ``init`` itself runs for real on the small nets.  The forward passes are
-compiled with XLA's cheap optimization level (``_FAST_COMPILE``): compile time dominates on
-CPU (Inception-ResNet-v2: 9 s → 5 s) and the test checks values, not speed.
+Counts go through ``jax.eval_shape`` (``abstract_init``, then ``param_count``): no weight
+is allocated, so VGG16's 138M parameters cost nothing.  The forward passes draw their
+weights with numpy (He-scaled normals, ``_random_params``) rather than ``layer.init``:
+eagerly, ``jax.random.normal`` compiles one sampler per distinct kernel shape, about a
+second per Inception network on two cores.  ``init`` itself runs for real on the small
+nets.  The forward passes are compiled with XLA's cheap optimization level
+(``_FAST_COMPILE``): compile time dominates on CPU (Inception-ResNet-v2: 9 s → 5 s) and
+the test checks values, not speed.
 """
 
 import math
@@ -17,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dlcourse.layers import abstract_init, count_params
+from dlcourse.layers import abstract_init, param_count
 from dlcourse.nets import (
     ARCHITECTURES,
     alexnet,
@@ -32,8 +33,14 @@ from dlcourse.nets import (
     vgg16,
     vgg19,
 )
-from dlcourse.nets.inception import GOOGLENET_TABLE
+from dlcourse.nets.googlenet import GOOGLENET_TABLE
 from dlcourse.nets.lenet import C3_TABLE
+
+
+def _param_count_on(net, input_shape):
+    """The parameter count of ``net`` on ``input_shape``, from shapes alone."""
+    return param_count(abstract_init(net, input_shape)[1])
+
 
 _FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
@@ -106,7 +113,7 @@ def _random_params(layer, input_shape, seed=0):
     ids=lambda v: getattr(v, "__name__", None) if callable(v) else None,
 )
 def test_param_count_matches_reference(make, input_shape, expected):
-    assert count_params(make(), input_shape) == expected
+    assert _param_count_on(make(), input_shape) == expected
 
 
 def test_inception_resnet_v2_keras_total_counts_running_statistics():
@@ -141,8 +148,8 @@ def test_googlenet_paper_count_is_table_1():
     # Table 1's "params" column (in K = 1024, weights only) sums to about 6.8M; with biases
     # and the real 9,408 of conv1 (the table prints 2.7K) our layer-by-layer count is:
     assert _googlenet_paper_count(aux=False) == 6_998_552
-    assert count_params(googlenet(), (224, 224, 3)) == _googlenet_paper_count(aux=False)
-    assert count_params(googlenet(aux_logits=True), (224, 224, 3)) == 13_378_280
+    assert _param_count_on(googlenet(), (224, 224, 3)) == _googlenet_paper_count(aux=False)
+    assert _param_count_on(googlenet(aux_logits=True), (224, 224, 3)) == 13_378_280
     assert _googlenet_paper_count(aux=True) == 13_378_280
 
 
@@ -174,7 +181,7 @@ def test_inception_v4_count_module_by_module():
     # timm's inception_v4 (1000 classes): 42,679,816; Cadene's 1001-class model: 42,681,353.
     assert _inception_v4_count(bn_gamma=True) == 42_679_816
     assert _inception_v4_count(bn_gamma=True, classes=1001) == 42_681_353
-    assert count_params(inception_v4(bn_scale=False), (299, 299, 3)) == _inception_v4_count(
+    assert _param_count_on(inception_v4(bn_scale=False), (299, 299, 3)) == _inception_v4_count(
         bn_gamma=False) == 42_648_232
 
 

@@ -1,15 +1,22 @@
 """Layer tables (§3.2) from shapes alone: the course's AlexNet table, row by row."""
 
+from functools import partial
+
+import jax.numpy as jnp
 import pytest
 
+from dlcourse._types import Layer
 from dlcourse.layers import (
     Conv,
     Dense,
     Flatten,
     MaxPool,
     ShapeError,
-    count_params,
+    abstract_init,
+    combinator_init,
+    name_children,
     parallel,
+    param_count,
     residual,
     serial,
 )
@@ -113,6 +120,57 @@ def test_summary_raises_the_layer_error():
     ("make", "shape"),
     [(resnet18, (224, 224, 3)), (lambda: googlenet(aux_logits=True), (224, 224, 3))],
 )
-def test_summary_total_equals_count_params(make, shape):
+def test_summary_total_equals_param_count(make, shape):
     net = make()
-    assert sum(r["params"] for r in summary(net, shape)) == count_params(net, shape)
+    assert sum(r["params"] for r in summary(net, shape)) == param_count(
+        abstract_init(net, shape)[1])
+
+
+# --- a combinator summary.py has never heard of ---------------------------------------------
+
+
+def _stack_rule(input_shape, visit, *, children):
+    # Every branch reads the input; their outputs are stacked on a new leading axis.
+    shapes = [visit(name, layer, input_shape) for name, layer in children]
+    if len(set(shapes)) != 1:
+        raise ShapeError(f"branches must agree, got {shapes}.", kind="stack")
+    return (len(shapes), *shapes[0])
+
+
+def _stack_apply(params, state, x, *, key=None, train=False, children):
+    ys = [layer.apply(params.get(name, {}), state.get(name, {}), x, train=train)[0]
+          for name, layer in children]
+    return jnp.stack(ys, axis=1), state
+
+
+def stack(*branches):
+    """A user-defined combinator: ``(B, ...) -> (B, n_branches, ...)``."""
+    children = name_children("stack", branches, default_prefix="branch")
+    rule = partial(_stack_rule, children=children)
+    return Layer(combinator_init(children, rule), partial(_stack_apply, children=children),
+                 {"kind": "stack", "children": children, "shape_rule": rule})
+
+
+def test_summary_of_a_user_defined_combinator(key):
+    net = serial(Conv(2, 1), ("st", stack(Conv(3, 1), Conv(3, 3, padding=1))), Flatten(),
+                 Dense(4))
+    rows = summary(net, (4, 4, 1))
+    assert [(r["name"], r["kind"], r["output_shape"], r["params"]) for r in rows] == [
+        ("conv1", "conv", (4, 4, 2), (1 * 1 * 1 + 1) * 2),
+        ("st.branch1", "conv", (4, 4, 3), (1 * 1 * 2 + 1) * 3),
+        ("st.branch2", "conv", (4, 4, 3), (3 * 3 * 2 + 1) * 3),
+        ("flatten1", "flatten", (2 * 4 * 4 * 3,), 0),  # the stack's rule: (2, 4, 4, 3)
+        ("fc1", "dense", (4,), (96 + 1) * 4),
+    ]
+    # init reads the same rule, and apply agrees with it.
+    out, params, state = net.init(key, (4, 4, 1))
+    assert out == (4,) and set(params["st"]) == {"branch1", "branch2"}
+    assert sum(r["params"] for r in rows) == param_count(params)
+    y, _ = net.apply(params, state, jnp.ones((2, 4, 4, 1)))
+    assert y.shape == (2, 4)
+    # Its shape errors are named by path, as the built-in combinators' are.
+    bad = serial(("st", stack(Conv(3, 1), Conv(3, 3))))
+    with pytest.raises(ShapeError, match=r"layer 'st' \(stack\): branches must agree"):
+        summary(bad, (4, 4, 1))
+    with pytest.raises(ShapeError, match=r"layer 'st' \(stack\)"):
+        bad.init(key, (4, 4, 1))

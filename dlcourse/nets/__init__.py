@@ -18,17 +18,21 @@ compat=True)``
                                                        (Keras' trainable count)
 =============================  =========  ===========  ====================================
 
-Count them without allocating a weight with :func:`dlcourse.layers.count_params`, and
-print their layer table with :func:`dlcourse.summary.summary`::
+Count them without allocating a weight with :func:`dlcourse.layers.abstract_init` and
+:func:`dlcourse.layers.param_count`, and print their layer table with
+:func:`dlcourse.summary.summary`::
 
+    from dlcourse.layers import abstract_init, param_count
     from dlcourse.nets import alexnet
     from dlcourse.summary import format_summary, summary
+    param_count(abstract_init(alexnet(), (227, 227, 3))[1])   # 62_378_344
     print(format_summary(summary(alexnet(), (227, 227, 3))))
 """
 
 from dlcourse.nets.alexnet import alexnet
 from dlcourse.nets.cnn1d import mnist1d_cnn
-from dlcourse.nets.inception import googlenet, inception_module, inception_resnet_v2, inception_v4
+from dlcourse.nets.googlenet import googlenet, inception_module
+from dlcourse.nets.inception import inception_resnet_v2, inception_v4
 from dlcourse.nets.lenet import lenet5, lenet5_original
 from dlcourse.nets.resnet import basic_block, bottleneck_block, resnet, resnet18, resnet34, resnet50
 from dlcourse.nets.vgg import vgg, vgg16, vgg19

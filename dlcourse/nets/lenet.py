@@ -14,20 +14,13 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from dlcourse import _padding
-from dlcourse import conv as convlib
-from dlcourse import pool as poollib
+from dlcourse._checks import check_choice
+from dlcourse._padding import conv_output_size, pool_output_size
 from dlcourse._types import Layer
-from dlcourse.layers import (
-    AvgPool,
-    Conv,
-    Dense,
-    Flatten,
-    MaxPool,
-    ShapeError,
-    lecun_tanh,
-    serial,
-)
+from dlcourse.activations import lecun_tanh
+from dlcourse.conv import conv_apply
+from dlcourse.layers import Conv, Dense, Flatten, MaxPool, MeanPool, ShapeError, serial
+from dlcourse.pool import mean_pool
 
 __all__ = ["C3_TABLE", "PartialConv", "RBFOutput", "Subsampling", "lenet5", "lenet5_original"]
 
@@ -45,16 +38,15 @@ def lenet5(num_classes: int = 10, *, activation: str = "relu", pool: str = "max"
       num_classes: outputs of the last layer.
       activation: $\phi$ of the hidden layers; ReLU by default (the paper's scaled tanh
         is ``"lecun_tanh"``, the d2l.ai version uses ``"sigmoid"``).
-      pool: ``"max"`` (today's habit) or ``"avg"`` (closer to the paper's subsampling).
+      pool: ``"max"`` (today's habit) or ``"mean"`` (closer to the paper's subsampling).
 
     References:
       LeCun, Y., Bottou, L., Bengio, Y. and Haffner, P., "Gradient-based learning applied
       to document recognition", Proc. IEEE 86(11):2278–2324, 1998,
       http://yann.lecun.com/exdb/publis/pdf/lecun-98.pdf
     """
-    if pool not in ("max", "avg"):
-        raise ValueError(f"lenet5: pool must be 'max' or 'avg', got pool={pool!r}.")
-    pooling = MaxPool if pool == "max" else AvgPool
+    check_choice("lenet5", "pool", pool, ("max", "mean"))
+    pooling = MaxPool if pool == "max" else MeanPool
     return serial(
         Conv(6, 5, activation=activation), pooling(2),
         Conv(16, 5, activation=activation), pooling(2),
@@ -80,13 +72,13 @@ contiguous maps, 6–11 four contiguous, 12–14 four non-contiguous, 15 all six
 def _subsampling_init(key, input_shape):
     del key
     c = int(input_shape[-1])
-    out = tuple(_padding.pool_output_size(n, 2) for n in input_shape[:-1])
+    out = tuple(pool_output_size(n, 2) for n in input_shape[:-1])
     return (*out, c), {"coef": jnp.ones((c,), jnp.float32), "b": jnp.zeros((c,), jnp.float32)}, {}
 
 
 def _subsampling_apply(params, state, x, *, key=None, train=False):
     del key, train
-    sums = 4.0 * poollib.mean_pool(x, 2)
+    sums = 4.0 * mean_pool(x, 2)
     return lecun_tanh(params["coef"] * sums + params["b"]), state
 
 
@@ -95,7 +87,7 @@ def Subsampling() -> Layer:  # noqa: N802 - a layer constructor
 
     The four inputs of each non-overlapping $2 \times 2$ window are added, multiplied
     by a trainable coefficient $c_m$, shifted by a trainable bias $b_m$ and squashed by
-    :func:`~dlcourse.layers.lecun_tanh`: 2 parameters per map.  ``coef`` is lower case
+    :func:`~dlcourse.activations.lecun_tanh`: 2 parameters per map.  ``coef`` is lower case
     (a per-map vector, like batch norm's $\gamma$): no weight penalty.
     """
     return Layer(_subsampling_init, _subsampling_apply, {"kind": "subsampling", "kernel": 2,
@@ -106,8 +98,8 @@ def _partial_conv_init(key, input_shape, *, table, kernel):
     c_in = int(input_shape[-1])
     if len(input_shape) != 3 or c_in != 1 + max(max(t) for t in table):
         raise ShapeError(f"needs an image with {1 + max(max(t) for t in table)} maps, got "
-                         f"input shape {tuple(input_shape)}.", (), "PartialConv")
-    out = tuple(_padding.conv_output_size(n, kernel, name="PartialConv")
+                         f"input shape {tuple(input_shape)}.", kind="PartialConv")
+    out = tuple(conv_output_size(n, kernel, name="PartialConv")
                 for n in input_shape[:-1])
     n_conn = sum(len(t) for t in table)
     # LeCun et al.'s initialization (§V-A): uniform in ±2.4 / F_i, F_i the unit's fan-in.
@@ -123,7 +115,7 @@ def _partial_conv_apply(params, state, x, *, key=None, train=False, table):
     k = params["W"].shape[0]
     kernel = jnp.zeros((k, k, x.shape[-1], len(table)), params["W"].dtype)
     kernel = kernel.at[:, :, rows, cols].set(params["W"])  # the absent links stay 0
-    y = convlib.conv_apply({"W": kernel, "b": params["b"]}, x)
+    y = conv_apply({"W": kernel, "b": params["b"]}, x)
     return lecun_tanh(y), state
 
 
@@ -144,8 +136,8 @@ def PartialConv(table=C3_TABLE, kernel: int = 5) -> Layer:  # noqa: N802
 def _rbf_init(key, input_shape, *, num_classes, code_seed):
     del key
     if len(input_shape) != 1:
-        raise ShapeError(f"needs a vector per example, got {tuple(input_shape)}.", (),
-                         "RBFOutput")
+        raise ShapeError(f"needs a vector per example, got {tuple(input_shape)}.",
+                         kind="RBFOutput")
     codes = jax.random.rademacher(jax.random.PRNGKey(code_seed),
                                   (num_classes, int(input_shape[0])), jnp.float32)
     return (num_classes,), {}, {"codes": codes}

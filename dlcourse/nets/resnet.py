@@ -10,7 +10,7 @@ from dlcourse.layers import (
     BatchNorm,
     Conv,
     Dense,
-    GlobalAvgPool,
+    GlobalMeanPool,
     MaxPool,
     residual,
     serial,
@@ -67,7 +67,7 @@ def resnet(
 
     ``conv1`` 7×7/2 (64) → ``bn1`` → ReLU → ``pool1`` 3×3/2 → ``layer1``…``layer4``
     (64, 128, 256, 512 filters; every stage after the first halves the size in its first
-    block) → global average pooling → ``fc`` ``num_classes``.  Blocks are named
+    block) → global mean pooling → ``fc`` ``num_classes``.  Blocks are named
     ``block1``, ``block2`` … inside each stage; batch norm's $\gamma, \beta$ are
     parameters and its running mean and variance are ``state``, as torchvision's
     parameters and buffers.
@@ -90,7 +90,7 @@ def resnet(
         ("relu", Activation("relu")),
         ("pool1", MaxPool(3, 2, padding=1)),
         *stages,
-        ("pool", GlobalAvgPool()),
+        ("pool", GlobalMeanPool()),
         ("fc", Dense(num_classes)),
     )
 

@@ -1,0 +1,162 @@
+"""Convolution and pooling layers (§3.1) under the layer protocol."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dlcourse.layers import (
+    AdaptiveMeanPool,
+    Conv,
+    Flatten,
+    GlobalMeanPool,
+    MaxPool,
+    MeanPool,
+    ShapeError,
+    abstract_init,
+    serial,
+)
+
+
+def _shapes(tree):
+    return jax.tree.map(lambda a: tuple(a.shape), tree)
+
+
+def test_conv_init_shapes_and_output_size(key):
+    # Course §3.1: W_o = (W_i - k + 2p)/s + 1 = (7 - 3 + 2)/2 + 1 = 4.
+    # Shapes through jax.eval_shape (abstract_init): no weights drawn, nothing compiled.
+    shape, params, state = abstract_init(Conv(4, 3, stride=2, padding=1), (7, 7, 2))
+    assert shape == (4, 4, 4) and state == {}
+    assert _shapes(params) == {"W": (3, 3, 2, 4), "b": (4,)}
+    shape, params, _ = abstract_init(Conv(8, (1, 7), padding="SAME", bias=False, groups=2),
+                                     (5, 9, 4))
+    assert shape == (5, 9, 8) and _shapes(params) == {"W": (1, 7, 2, 8)}
+    shape, params, _ = abstract_init(Conv(5, 3), (10, 3))  # 1-D from the input's rank
+    assert shape == (8, 5) and _shapes(params) == {"W": (3, 3, 5), "b": (5,)}
+
+
+def test_conv_hand_value_1d():
+    # y[i] = b + sum_t W[t] x[i + t] with W = (1, 2, 3), b = 1, x = 0..4: 1+8, 1+14, 1+20.
+    layer = Conv(1, 3, activation="relu")
+    params = {"W": jnp.array([1.0, 2.0, 3.0]).reshape(3, 1, 1), "b": jnp.array([1.0])}
+    y, _ = layer.apply(params, {}, jnp.arange(5.0).reshape(1, 5, 1))
+    np.testing.assert_allclose(y[0, :, 0], [9.0, 15.0, 21.0])
+
+
+def test_conv_explicit_backprop_matches_autodiff(key):
+    shape_in = (6, 6, 3)
+    _, params, _ = Conv(4, 3, stride=2, padding=1).init(key, shape_in)
+    x = jax.random.normal(key, (2, *shape_in))
+
+    def loss(p, explicit_backprop):
+        layer = Conv(4, 3, stride=2, padding=1, explicit_backprop=explicit_backprop)
+        y, _ = layer.apply(p, {}, x)
+        return jnp.sum(jnp.sin(y))
+
+    chex.assert_trees_all_close(jax.grad(loss)(params, True), jax.grad(loss)(params, False),
+                                rtol=1e-5, atol=1e-5)  # float32 sums in another order
+
+
+@pytest.mark.parametrize("make", [
+    lambda e: MaxPool(3, 2, padding=1, explicit_backprop=e),
+    lambda e: MeanPool(3, 2, padding="SAME", count_include_pad=False, explicit_backprop=e),
+], ids=["max", "mean"])
+def test_pool_explicit_backprop_matches_autodiff(key, make):
+    with jax.enable_x64(True):
+        x = jax.random.normal(key, (2, 7, 7, 3), jnp.float64)
+
+        def loss(x, explicit_backprop):
+            y, _ = make(explicit_backprop).apply({}, {}, x)
+            return jnp.sum(jnp.sin(y))
+
+        # float64: the explicit backward computes the same sums as autodiff.
+        chex.assert_trees_all_close(jax.grad(loss)(x, True), jax.grad(loss)(x, False),
+                                    rtol=1e-10)
+
+
+def test_kernel_larger_than_padded_input_names_layer_and_shapes(key):
+    net = serial(("features", serial(Conv(4, 3), ("big", Conv(4, 7, padding=1)))), Flatten())
+    with pytest.raises(ShapeError) as err:
+        net.init(key, (6, 6, 1))
+    message = str(err.value)
+    assert "'features.big' (Conv)" in message
+    assert "(4, 4, 4)" in message and "kernel=(7, 7)" in message and "padded input" in message
+    assert isinstance(err.value, ValueError)
+
+
+def test_pools_and_global_pool(key):
+    x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+    for layer, shape, expected in [
+        (MaxPool(2), (2, 2, 1), [[5.0, 7.0], [13.0, 15.0]]),
+        (MeanPool(2), (2, 2, 1), [[2.5, 4.5], [10.5, 12.5]]),
+        (MaxPool(3, 1, padding=1), (4, 4, 1), None),
+    ]:
+        out, params, state = layer.init(key, (4, 4, 1))
+        assert out == shape and params == {} and state == {}
+        y, _ = layer.apply({}, {}, x)
+        assert y.shape == (1, *shape)
+        if expected is not None:
+            np.testing.assert_allclose(y[0, :, :, 0], expected)
+    assert MaxPool(3, 2).init(key, (55, 55, 96))[0] == (27, 27, 96)  # AlexNet's pool1
+    assert GlobalMeanPool().init(key, (4, 4, 3))[0] == (3,)
+    y, _ = GlobalMeanPool().apply({}, {}, x)
+    np.testing.assert_allclose(y, [[7.5]])
+
+
+def test_mean_pool_hand_values(key):
+    # x = 0..8 on a 3×3 map.  A 2×2 window of stride 1: the means of the four 2×2 blocks.
+    x = jnp.arange(9.0).reshape(1, 3, 3, 1)
+    y, _ = MeanPool(2, 1).apply({}, {}, x)
+    np.testing.assert_allclose(y[0, :, :, 0], [[(0 + 1 + 3 + 4) / 4, (1 + 2 + 4 + 5) / 4],
+                                               [(3 + 4 + 6 + 7) / 4, (4 + 5 + 7 + 8) / 4]])
+    # 3×3 "SAME" of stride 1: the corner (0, 0) window covers 0, 1, 3, 4 and five zeros.
+    y, _ = MeanPool(3, 1, "SAME").apply({}, {}, x)
+    assert y.shape == (1, 3, 3, 1)
+    np.testing.assert_allclose(y[0, 0, 0, 0], (0 + 1 + 3 + 4) / 9)
+    np.testing.assert_allclose(y[0, 1, 1, 0], 36 / 9)
+    # count_include_pad=False divides by the real positions only (TensorFlow's "SAME").
+    y, _ = MeanPool(3, 1, "SAME", count_include_pad=False).apply({}, {}, x)
+    np.testing.assert_allclose(y[0, 0, 0, 0], (0 + 1 + 3 + 4) / 4)
+    np.testing.assert_allclose(y[0, 0, 1, 0], (0 + 1 + 2 + 3 + 4 + 5) / 6)
+    np.testing.assert_allclose(y[0, 1, 1, 0], 36 / 9)
+    # 1-D: windows of 2 on a signal (L, C) = (4, 1).
+    y, _ = MeanPool(2).apply({}, {}, jnp.array([1.0, 3.0, 5.0, 9.0]).reshape(1, 4, 1))
+    np.testing.assert_allclose(y[0, :, 0], [2.0, 7.0])
+
+
+def test_global_mean_pool_hand_values(key):
+    # Two examples, a 2×2 map, two channels: y_c = (1/HW) sum_ij x_ijc per example.
+    x = jnp.array([[[[1.0, 10.0], [2.0, 20.0]], [[3.0, 30.0], [4.0, 40.0]]],
+                   [[[0.0, -1.0], [0.0, -1.0]], [[0.0, -1.0], [8.0, 3.0]]]])
+    y, _ = GlobalMeanPool().apply({}, {}, x)
+    np.testing.assert_allclose(y, [[2.5, 25.0], [2.0, 0.0]])
+    assert GlobalMeanPool().init(key, (2, 2, 2))[0] == (2,)
+    # 1-D signals (L, C): the mean over time.
+    y, _ = GlobalMeanPool().apply({}, {}, jnp.array([[[1.0], [2.0], [6.0]]]))
+    np.testing.assert_allclose(y, [[3.0]])
+
+
+def test_adaptive_mean_pool_uses_pytorch_bins(key):
+    x = jnp.arange(25.0).reshape(1, 5, 5, 1)
+    assert AdaptiveMeanPool(2).init(key, (5, 5, 1))[0] == (2, 2, 1)
+    y, _ = AdaptiveMeanPool(2).apply({}, {}, x)
+    # bins of 5 into 2: [0, 3) and [2, 5), overlapping at index 2.
+    expected = [[x[0, :3, :3].mean(), x[0, :3, 2:].mean()], [x[0, 2:, :3].mean(),
+                                                            x[0, 2:, 2:].mean()]]
+    np.testing.assert_allclose(y[0, :, :, 0], expected)
+
+
+def test_conv_hyper_parameters_checked_eagerly(key):
+    with pytest.raises(ValueError, match="filters=0"):
+        Conv(0, 3)
+    with pytest.raises(ValueError, match="groups=3 must divide filters=4"):
+        Conv(4, 3, groups=3)
+    with pytest.raises(ValueError, match="kernel=\\(3, 0\\)"):
+        Conv(4, (3, 0))
+    with pytest.raises(ValueError, match="window=0"):
+        MeanPool(0)
+    with pytest.raises(ShapeError, match="image \\(H, W, C\\) or a signal \\(L, C\\)"):
+        Conv(4, 3).init(key, (10,))
+    with pytest.raises(ShapeError, match="groups=2 must divide the input channels 3"):
+        Conv(4, 3, groups=2).init(key, (5, 5, 3))
