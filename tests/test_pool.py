@@ -135,14 +135,14 @@ def test_pool_explicit_matches_finite_differences():
 # --- custom_vjp: a tiny CNN trains to the same parameters -------------------------------
 
 
-def _tiny_cnn(params, x, explicit, pool):
-    conv = C.conv_apply_explicit if explicit else C.conv_apply
+def _tiny_cnn(params, x, explicit_backprop, pool):
+    conv = C.conv_apply_explicit if explicit_backprop else C.conv_apply
     pool_fn = {
         (True, "max"): P.max_pool_apply_explicit,
         (False, "max"): P.max_pool,
         (True, "mean"): P.mean_pool_apply_explicit,
         (False, "mean"): P.mean_pool,
-    }[explicit, pool]
+    }[explicit_backprop, pool]
     h = jax.nn.relu(conv(params["conv1"], x, stride=1, padding=1))
     h = pool_fn(h, 2)
     return M.dense_apply(params["fc1"], h.reshape(len(h), -1))
@@ -159,9 +159,9 @@ def test_tiny_cnn_explicit_training_matches_autodiff(key, pool):
         rng = np.random.default_rng(2)
         x, y = _normal(rng, (8, 6, 6, 2)), _normal(rng, (8, 2))
 
-        def train(explicit):
+        def train(explicit_backprop):
             def loss(p):
-                return jnp.mean((_tiny_cnn(p, x, explicit, pool) - y) ** 2)
+                return jnp.mean((_tiny_cnn(p, x, explicit_backprop, pool) - y) ** 2)
 
             @jax.jit
             def step(p, _):
@@ -169,8 +169,9 @@ def test_tiny_cnn_explicit_training_matches_autodiff(key, pool):
 
             return lax.scan(step, params, None, length=30)[0]
 
-        trained = train(explicit=True)
-        chex.assert_trees_all_close(trained, train(explicit=False), rtol=1e-9, atol=1e-12)
+        trained = train(explicit_backprop=True)
+        autodiff = train(explicit_backprop=False)
+        chex.assert_trees_all_close(trained, autodiff, rtol=1e-9, atol=1e-12)
         assert not np.allclose(trained["fc1"]["W"], params["fc1"]["W"])  # it did move
 
 
