@@ -9,7 +9,7 @@ Prints two tables (numbers, not assertions; see DESIGN.md "Checks outside the co
 2. compile time and step time of a whole Adam training step (LSTM, H = 128, B = 64,
    T = 1000, D = 2: the adding problem), which must compile in under 5 s;
 3. forward+backward of the LSTM regressor (D = 2) with autodiff through the scan
-   against ``explicit_backprop=True`` (the course's BPTT, ``dlcourse.lstm.lstm_bptt``,
+   against ``explicit_backprop=True`` (the course's BPTT, ``dlcourse.rnn.lstm_backward``,
    as the derivative through ``jax.custom_vjp``).
 
 Run:   .venv/bin/python benchmarks/rnn_scan.py [--quick] [--cells=lstm,gru] [--dims=2,128]

@@ -1,14 +1,32 @@
-"""The LSTM of §4.1: fused storage, the course's named matrices, variants, BPTT, flax."""
+"""The LSTM of §4.1: fused storage, the course's named matrices, variants, the explicit
+backward pass and its custom VJP, flax."""
 
 import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
-from dlcourse import lstm as L
-from dlcourse.rnn import rnn_scan
+from dlcourse.rnn import (
+    PEEPHOLES,
+    VARIANTS,
+    lstm_apply_explicit,
+    lstm_backward,
+    lstm_cell,
+    lstm_cell_course,
+    lstm_forward,
+    lstm_from_course,
+    lstm_init,
+    lstm_to_course,
+    lstm_variant,
+    recurrent,
+    rnn_classifier,
+    rnn_regressor,
+    rnn_scan,
+    rnn_zero_carry,
+)
 
 B, T, D, H = 3, 6, 4, 5
 
@@ -20,7 +38,7 @@ def _rng(key, salt=0):
 
 def _random_params(key, variant, dtype=jnp.float64):
     """Parameters with every leaf perturbed, so zero biases or peepholes hide nothing."""
-    params = L.lstm_init(key, D, H, variant=variant, dtype=dtype)
+    params = lstm_init(key, D, H, variant=variant, dtype=dtype)
     rng = _rng(key, 100)
     return jax.tree.map(lambda p: p + jnp.asarray(0.4 * rng.normal(size=p.shape), dtype), params)
 
@@ -34,42 +52,42 @@ def _data(key, dtype=jnp.float64, salt=0):
     return xs, carry0, dhs
 
 
-@pytest.mark.parametrize("variant", L.VARIANTS)
+@pytest.mark.parametrize("variant", VARIANTS)
 def test_lstm_init_shapes_and_forget_bias(key, variant):
-    params = L.lstm_init(key, D, H, variant=variant)
+    params = lstm_init(key, D, H, variant=variant)
     G = 3 if variant == "1997" else 4
     expected = {"I": (G * H, D), "W": (G * H, H), "b": (G * H,)}
     if variant == "peephole":
         expected.update(p_u=(H,), p_f=(H,), p_o=(H,))
     assert jax.tree.map(jnp.shape, params) == expected
-    b = L.lstm_to_course(params)
+    b = lstm_to_course(params)
     if variant != "1997":
         np.testing.assert_array_equal(b["b_f"], np.ones(H))  # Jozefowicz et al. 2015
-        assert L.lstm_variant(params) == variant
+        assert lstm_variant(params) == variant
     for g in ("u", "c", "o"):
         np.testing.assert_array_equal(b[f"b_{g}"], np.zeros(H))
-    assert L.lstm_variant(params) == variant
+    assert lstm_variant(params) == variant
 
 
 def test_lstm_init_forget_bias_option_and_blocks(key):
-    params = L.lstm_init(key, D, H, forget_bias=0.0)
+    params = lstm_init(key, D, H, forget_bias=0.0)
     np.testing.assert_array_equal(params["b"], np.zeros(4 * H))
     # Each gate block is drawn on its own with its own fans: Glorot bound sqrt(6/(D+H)).
     bound = np.sqrt(6 / (D + H))
     assert float(jnp.abs(params["I"]).max()) <= bound
     assert not np.allclose(params["I"][:H], params["I"][H : 2 * H])
     with pytest.raises(ValueError, match="1997 LSTM has no forget gate"):
-        L.lstm_init(key, D, H, variant="1997", forget_bias=1.0)
+        lstm_init(key, D, H, variant="1997", forget_bias=1.0)
     with pytest.raises(ValueError, match="unknown variant"):
-        L.lstm_init(key, D, H, variant="gru")
+        lstm_init(key, D, H, variant="gru")
     with pytest.raises(ValueError, match="hidden must be a positive int"):
-        L.lstm_init(key, D, 0)
+        lstm_init(key, D, 0)
 
 
-@pytest.mark.parametrize("variant", L.VARIANTS)
+@pytest.mark.parametrize("variant", VARIANTS)
 def test_fused_course_round_trip(key, variant):
     params = _random_params(key, variant, jnp.float32)
-    named = L.lstm_to_course(params)
+    named = lstm_to_course(params)
     gates = ("u", "c", "o") if variant == "1997" else ("u", "f", "c", "o")
     expected = {}
     for g in gates:
@@ -77,21 +95,21 @@ def test_fused_course_round_trip(key, variant):
     if variant == "peephole":
         expected.update(p_u=(H,), p_f=(H,), p_o=(H,))
     assert jax.tree.map(jnp.shape, named) == expected
-    chex.assert_trees_all_equal(L.lstm_from_course(named), params)
+    chex.assert_trees_all_equal(lstm_from_course(named), params)
     # The storage order is the course's (u, f, c, o): I_c is the third block.
     k = gates.index("c")
     np.testing.assert_array_equal(named["I_c"], params["I"][k * H : (k + 1) * H])
 
 
-@pytest.mark.parametrize("variant", L.VARIANTS)
+@pytest.mark.parametrize("variant", VARIANTS)
 def test_fused_cell_matches_the_course_table(key, variant):
     with jax.enable_x64(True):
         params = _random_params(key, variant)
         xs, carry, _ = _data(key, salt=1)
-        named = L.lstm_to_course(params)
+        named = lstm_to_course(params)
         for t in range(T):
-            fused, h = L.lstm_cell(params, carry, xs[:, t])
-            course, h_course = L.lstm_cell_course(named, carry, xs[:, t])
+            fused, h = lstm_cell(params, carry, xs[:, t])
+            course, h_course = lstm_cell_course(named, carry, xs[:, t])
             chex.assert_trees_all_close(fused, course, rtol=1e-12, atol=1e-14)
             chex.assert_trees_all_close(h, h_course, rtol=1e-12, atol=1e-14)
             carry = fused
@@ -100,10 +118,10 @@ def test_fused_cell_matches_the_course_table(key, variant):
 def test_peephole_with_zero_diagonals_is_the_course_lstm(key):
     with jax.enable_x64(True):
         params = _random_params(key, "course")
-        peep = {**params, **{p: jnp.zeros(H, jnp.float64) for p in L.PEEPHOLES}}
+        peep = {**params, **{p: jnp.zeros(H, jnp.float64) for p in PEEPHOLES}}
         xs, carry0, _ = _data(key)
-        a, _ = L.lstm_forward(params, xs, carry0=carry0)
-        b, _ = L.lstm_forward(peep, xs, carry0=carry0)
+        a, _ = lstm_forward(params, xs, carry0=carry0)
+        b, _ = lstm_forward(peep, xs, carry0=carry0)
         chex.assert_trees_all_close(a, b, rtol=1e-14)
 
 
@@ -113,21 +131,21 @@ def test_1997_lstm_cell_never_forgets(key):
     params["b"] = params["b"].at[:H].set(-1e4)
     xs, carry, _ = _data(key, jnp.float32)
     for t in range(T):
-        carry, _ = L.lstm_cell(params, carry, xs[:, t])
+        carry, _ = lstm_cell(params, carry, xs[:, t])
     np.testing.assert_array_equal(carry["C"], _data(key, jnp.float32)[1]["C"])
 
 
-@pytest.mark.parametrize("variant", L.VARIANTS)
+@pytest.mark.parametrize("variant", VARIANTS)
 def test_lstm_scan_matches_python_loop(key, variant):
     with jax.enable_x64(True):
         params = _random_params(key, variant)
         xs, carry0, _ = _data(key)
         carry, hs_loop = carry0, []
         for t in range(T):
-            carry, h = L.lstm_cell(params, carry, xs[:, t])
+            carry, h = lstm_cell(params, carry, xs[:, t])
             hs_loop.append(h)
         hs_loop = jnp.stack(hs_loop, axis=1)
-        hs, cache = L.lstm_forward(params, xs, carry0=carry0)
+        hs, cache = lstm_forward(params, xs, carry0=carry0)
         chex.assert_trees_all_close(hs, hs_loop, rtol=1e-12, atol=1e-14)
         chex.assert_trees_all_close(cache["C"][-1], carry["C"], rtol=1e-12)
         name = {"course": "lstm", "peephole": "peephole_lstm", "1997": "lstm1997"}[variant]
@@ -142,7 +160,7 @@ def test_lstm_scan_matches_python_loop(key, variant):
     [("course", False, False), ("course", True, True), ("peephole", False, True),
      ("1997", True, True)],
 )
-def test_lstm_bptt_matches_jax_grad(key, variant, many_to_one, use_jit):
+def test_lstm_backward_matches_vjp(key, variant, many_to_one, use_jit):
     with jax.enable_x64(True):
         params = _random_params(key, variant)
         xs, carry0, dhs = _data(key, salt=7)
@@ -150,18 +168,18 @@ def test_lstm_bptt_matches_jax_grad(key, variant, many_to_one, use_jit):
             dhs = jnp.zeros_like(dhs).at[:, -1].set(dhs[:, -1])
 
         def forward(params, xs):
-            return L.lstm_forward(params, xs, carry0=carry0)[0]
+            return lstm_forward(params, xs, carry0=carry0)[0]
 
         _, vjp = jax.vjp(forward, params, xs)
         expected = vjp(dhs)
-        bptt = jax.jit(L.lstm_bptt) if use_jit else L.lstm_bptt
-        got = bptt(params, xs, dhs, carry0=carry0)
+        backward = jax.jit(lstm_backward) if use_jit else lstm_backward
+        got = backward(params, xs, dhs, carry0=carry0)
         chex.assert_trees_all_equal_structs(got[0], params)
         chex.assert_trees_all_equal_shapes(got, expected)
         chex.assert_trees_all_close(got, expected, rtol=1e-10, atol=1e-13)
 
 
-def test_lstm_bptt_matches_finite_differences(key):
+def test_lstm_backward_matches_finite_differences(key):
     """A third witness: central differences of L = Σ_t <h_t, h̄_t> at a few entries."""
     with jax.enable_x64(True):
         params = _random_params(key, "peephole")
@@ -169,9 +187,9 @@ def test_lstm_bptt_matches_finite_differences(key):
 
         @jax.jit
         def loss(params):
-            return jnp.sum(L.lstm_forward(params, xs, carry0=carry0)[0] * dhs)
+            return jnp.sum(lstm_forward(params, xs, carry0=carry0)[0] * dhs)
 
-        grads, _ = L.lstm_bptt(params, xs, dhs, carry0=carry0)
+        grads, _ = lstm_backward(params, xs, dhs, carry0=carry0)
         eps = 1e-6
         for name, index in [("W", (2, 3)), ("I", (17, 1)), ("b", (6,)), ("p_o", (4,))]:
             bump = jnp.zeros_like(params[name]).at[index].set(eps)
@@ -190,7 +208,7 @@ def _flax_to_fused(variables):
         named[f"I_{ours}"] = p[f"i{theirs}"]["kernel"].T
         named[f"W_{ours}"] = p[f"h{theirs}"]["kernel"].T
         named[f"b_{ours}"] = p[f"h{theirs}"]["bias"]
-    return L.lstm_from_course(named)
+    return lstm_from_course(named)
 
 
 def test_lstm_matches_flax_lstmcell_step_by_step(key):
@@ -203,33 +221,33 @@ def test_lstm_matches_flax_lstmcell_step_by_step(key):
         params = _flax_to_fused(variables)
         ours, theirs = carry0, (carry0["C"], carry0["h"])
         for t in range(T):
-            ours, h = L.lstm_cell(params, ours, xs[:, t])
+            ours, h = lstm_cell(params, ours, xs[:, t])
             theirs, h_flax = cell.apply(variables, theirs, xs[:, t])
             chex.assert_trees_all_close(h, h_flax, rtol=1e-12, atol=1e-14)
             chex.assert_trees_all_close(ours["C"], theirs[0], rtol=1e-12, atol=1e-14)
 
 
 def test_lstm_errors(key):
-    params = L.lstm_init(key, D, H)
+    params = lstm_init(key, D, H)
     with pytest.raises(ValueError, match=r"lstm_forward: xs must be a batch of sequences"):
-        L.lstm_forward(params, jnp.zeros((T, D)))
-    with pytest.raises(ValueError, match=r"\(B, T, 4\)"):
-        L.lstm_forward(params, jnp.zeros((B, T, D + 1)))
+        lstm_forward(params, jnp.zeros((T, D)))
+    with pytest.raises(ValueError, match=r"xs has 5 features per step but .* expect 4"):
+        lstm_forward(params, jnp.zeros((B, T, D + 1)))
     with pytest.raises(ValueError, match="missing \\['b_o'\\]"):
-        named = L.lstm_to_course(params)
+        named = lstm_to_course(params)
         del named["b_o"]
-        L.lstm_from_course(named)
+        lstm_from_course(named)
     with pytest.raises(ValueError, match="named matrices W_u, I_u"):
-        L.lstm_variant(L.lstm_to_course(params))
-    with pytest.raises(ValueError, match="dhs must have the shape"):
-        L.lstm_bptt(params, jnp.zeros((B, T, D)), jnp.zeros((B, T, H + 1)))
+        lstm_variant(lstm_to_course(params))
+    with pytest.raises(ValueError, match="lstm_backward: dhs must have the shape"):
+        lstm_backward(params, jnp.zeros((B, T, D)), jnp.zeros((B, T, H + 1)))
 
 
-# --- explicit BPTT as the derivative (jax.custom_vjp) ------------------------------------
+# --- the explicit backward pass as the derivative (jax.custom_vjp) ----------------------
 
 
-@pytest.mark.parametrize("variant", L.VARIANTS)
-def test_lstm_sequence_explicit_vjp_is_autodiff(key, variant):
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_lstm_apply_explicit_vjp_is_autodiff(key, variant):
     """Values as lstm_forward; VJP w.r.t. params, xs and carry0, with cotangents on every
     h_t and on the final carry's h and C, equal to autodiff through the scan (float64)."""
     with jax.enable_x64(True):
@@ -240,11 +258,11 @@ def test_lstm_sequence_explicit_vjp_is_autodiff(key, variant):
                   "C": jnp.asarray(rng.normal(size=(B, H)))}
 
         def reference(params, xs, carry0):
-            hs, cache = L.lstm_forward(params, xs, carry0=carry0)
+            hs, cache = lstm_forward(params, xs, carry0=carry0)
             return hs, {"h": cache["h"][-1], "C": cache["C"][-1]}
 
         def explicit(params, xs, carry0):
-            return L.lstm_sequence_explicit(params, xs, carry0)
+            return lstm_apply_explicit(params, xs, carry0)
 
         out_ref, vjp_ref = jax.vjp(reference, params, xs, carry0)
         out, vjp = jax.vjp(jax.jit(explicit), params, xs, carry0)
@@ -253,13 +271,11 @@ def test_lstm_sequence_explicit_vjp_is_autodiff(key, variant):
         chex.assert_trees_all_equal_structs(got, expected)
         chex.assert_trees_all_close(got, expected, rtol=1e-10, atol=1e-13)
         # Without carry0 the initial carry is zeros, as lstm_forward's default.
-        hs, _ = L.lstm_sequence_explicit(params, xs)
-        chex.assert_trees_all_close(hs, L.lstm_forward(params, xs)[0], rtol=1e-12, atol=1e-14)
+        hs, _ = lstm_apply_explicit(params, xs)
+        chex.assert_trees_all_close(hs, lstm_forward(params, xs)[0], rtol=1e-12, atol=1e-14)
 
 
 def _rnn_model_and_data(key, cell, explicit, **kwargs):
-    from dlcourse.rnn import recurrent
-
     model = recurrent(cell, H, 2, explicit_backprop=explicit, dtype=jnp.float64, **kwargs)
     _, params, state = model.init(key, (T, D))
     rng = _rng(key, 21)  # perturb every leaf: zero biases hide nothing
@@ -279,8 +295,6 @@ def _rnn_model_and_data(key, cell, explicit, **kwargs):
 def test_recurrent_explicit_backprop_grad_equals_autodiff(key, cell, kwargs, with_carry):
     """jax.grad of a loss of the model, explicit_backprop=True against False: float64,
     rtol 1e-10, stacked and bidirectional, with a non-zero initial carry for some."""
-    from dlcourse.rnn import rnn_zero_carry
-
     with jax.enable_x64(True):
         carry0 = None
         if with_carry:
@@ -306,10 +320,6 @@ def test_recurrent_explicit_backprop_grad_equals_autodiff(key, cell, kwargs, wit
 
 def test_recurrent_explicit_backprop_adam_steps_match(key):
     """20 Adam steps of an LSTM regressor (2 layers) land on the same parameters."""
-    import optax
-
-    from dlcourse.rnn import rnn_regressor
-
     with jax.enable_x64(True):
         xs, _, _ = _data(key, salt=31)
         y = jnp.asarray(_rng(key, 32).normal(size=(B, 1)))
@@ -337,12 +347,11 @@ def test_recurrent_explicit_backprop_adam_steps_match(key):
 
 
 def test_explicit_backprop_errors(key):
-    from dlcourse.rnn import recurrent, rnn_classifier, rnn_scan
-
-    for cell in ("gru", "elman", "jordan"):
-        with pytest.raises(ValueError, match=r"rnn_classifier: explicit_backprop=True .* only "
-                                             r"the LSTMs"):
+    for cell in ("elman", "jordan"):
+        with pytest.raises(ValueError, match=rf"rnn_classifier: explicit_backprop=True .* "
+                                             rf"cell='{cell}' has none"):
             rnn_classifier(cell, H, explicit_backprop=True)
+    rnn_classifier("gru", H, explicit_backprop=True)  # the GRU has one: tests/test_gru.py
     with pytest.raises(ValueError, match=r"hoist_input=True, unroll=1"):
         recurrent("lstm", H, explicit_backprop=True, hoist_input=True)
     with pytest.raises(ValueError, match=r"unroll=4"):
@@ -352,8 +361,8 @@ def test_explicit_backprop_errors(key):
     xs = jnp.zeros((B, T, D))
     with pytest.raises(ValueError, match=r"recurrent: explicit_backprop=True does not mask"):
         model.apply(params, state, xs, lengths=jnp.full((B,), T))
-    p = L.lstm_init(key, D, H)
+    p = lstm_init(key, D, H)
     with pytest.raises(ValueError, match=r"rnn_scan: explicit_backprop=True does not mask"):
         rnn_scan("lstm", p, xs, lengths=jnp.full((B,), T), explicit_backprop=True)
-    with pytest.raises(ValueError, match=r"lstm_sequence_explicit: xs must be a batch"):
-        L.lstm_sequence_explicit(p, jnp.zeros((T, D)))
+    with pytest.raises(ValueError, match=r"lstm_apply_explicit: xs must be a batch"):
+        lstm_apply_explicit(p, jnp.zeros((T, D)))

@@ -1,16 +1,28 @@
-"""Recurrent networks (§4): Elman, Jordan, GRU, the scan driver, BPTT and the sequence models."""
+"""The recurrence driver (§4) and the sequence models: scan = loop for every cell, masking,
+initial carries, stacking, bidirectional layers, the explicit path taken from the cell."""
 
 from functools import partial
 
 import chex
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dlcourse import rnn as R
 from dlcourse._types import Layer
+from dlcourse.rnn import (
+    CELLS,
+    Cell,
+    get_cell,
+    input_projection,
+    recurrent,
+    rnn_classifier,
+    rnn_regressor,
+    rnn_scan,
+    rnn_stack_apply,
+    rnn_stack_init,
+    rnn_zero_carry,
+)
 
 B, T, D, H, K = 3, 7, 4, 5, 2
 
@@ -32,116 +44,14 @@ def _xs(key, dtype=jnp.float64, shape=(B, T, D), salt=0):
     return jnp.asarray(_rng(key, salt).normal(size=shape), dtype)
 
 
-# --- init ------------------------------------------------------------------------------
-
-
-def test_init_shapes(key):
-    shapes = lambda p: jax.tree.map(jnp.shape, p)  # noqa: E731
-    assert shapes(R.elman_init(key, D, H)) == {"I": (H, D), "W": (H, H), "b": (H,)}
-    assert shapes(R.elman_init(key, D, H, K)) == {
-        "I": (H, D), "W": (H, H), "b": (H,), "V": (K, H), "c": (K,)}
-    assert shapes(R.jordan_init(key, D, H, K)) == {
-        "I": (H, D), "W": (H, K), "b": (H,), "V": (K, H), "c": (K,)}
-    assert shapes(R.gru_init(key, D, H)) == {
-        "I": (3 * H, D), "W": (3 * H, H), "b": (3 * H,), "b_hn": (H,)}
-
-
-# --- explicit BPTT against jax.grad ----------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "activation,output,use_jit",
-    [("tanh", "identity", True), ("sigmoid", "softmax", True), ("relu", "sigmoid", False)],
-)
-def test_elman_bptt_matches_jax_grad(key, activation, output, use_jit):
-    with jax.enable_x64(True):
-        params = _perturb(key, R.elman_init(key, D, H, K, dtype=jnp.float64))
-        xs, h0 = _xs(key), 0.5 * _xs(key, shape=(B, H), salt=1)
-        dys = _xs(key, shape=(B, T, K), salt=2)
-        kw = dict(activation=activation, output=output)
-
-        def forward(params, xs):
-            return R.elman_forward(params, xs, h0=h0, **kw)[0]
-
-        _, vjp = jax.vjp(forward, params, xs)
-        expected = vjp(dys)
-        bptt = jax.jit(R.elman_bptt, static_argnames=("activation", "output"))
-        got = (bptt if use_jit else R.elman_bptt)(params, xs, dys, h0=h0, **kw)
-        chex.assert_trees_all_equal_structs(got[0], params)
-        chex.assert_trees_all_equal_shapes(got, expected)
-        chex.assert_trees_all_close(got, expected, rtol=1e-10, atol=1e-13)
-
-
-@pytest.mark.parametrize(
-    "activation,output,use_jit",
-    [("tanh", "identity", True), ("sigmoid", "softmax", False)],
-)
-def test_jordan_bptt_matches_jax_grad(key, activation, output, use_jit):
-    with jax.enable_x64(True):
-        params = _perturb(key, R.jordan_init(key, D, H, K, dtype=jnp.float64))
-        xs, y0 = _xs(key), 0.5 * _xs(key, shape=(B, K), salt=1)
-        dys = _xs(key, shape=(B, T, K), salt=2)
-        kw = dict(activation=activation, output=output)
-
-        def forward(params, xs):
-            return R.jordan_forward(params, xs, y0=y0, **kw)[0]
-
-        _, vjp = jax.vjp(forward, params, xs)
-        expected = vjp(dys)
-        bptt = jax.jit(R.jordan_bptt, static_argnames=("activation", "output"))
-        got = (bptt if use_jit else R.jordan_bptt)(params, xs, dys, y0=y0, **kw)
-        chex.assert_trees_all_equal_structs(got[0], params)
-        chex.assert_trees_all_close(got, expected, rtol=1e-10, atol=1e-13)
-
-
-def test_elman_bptt_of_a_last_step_loss_matches_finite_differences(key):
-    """Many-to-one: L = ½ (y_T - target)²; central differences at a few entries."""
-    with jax.enable_x64(True):
-        params = _perturb(key, R.elman_init(key, D, H, 1, dtype=jnp.float64))
-        xs = _xs(key, salt=1)
-        target = 0.3
-
-        @jax.jit
-        def loss(params):
-            ys, _ = R.elman_forward(params, xs)
-            return 0.5 * jnp.sum((ys[:, -1] - target) ** 2)
-
-        ys, _ = R.elman_forward(params, xs)
-        dys = jnp.zeros_like(ys).at[:, -1].set(ys[:, -1] - target)
-        grads, _ = R.elman_bptt(params, xs, dys)
-        eps = 1e-6
-        for name, index in [("W", (1, 2)), ("I", (3, 0)), ("b", (4,)), ("V", (0, 2))]:
-            bump = jnp.zeros_like(params[name]).at[index].set(eps)
-            fd = (loss({**params, name: params[name] + bump})
-                  - loss({**params, name: params[name] - bump})) / (2 * eps)
-            # rounding in the differences is ~1e-16 L / eps: an absolute 1e-9
-            np.testing.assert_allclose(grads[name][index], fd, rtol=1e-6, atol=1e-9)
-
-
 # --- scan against a Python loop --------------------------------------------------------
 
 
-def test_elman_and_jordan_scans_match_python_loops(key):
-    with jax.enable_x64(True):
-        xs = _xs(key)
-        pe = _perturb(key, R.elman_init(key, D, H, K, dtype=jnp.float64), salt=1)
-        pj = _perturb(key, R.jordan_init(key, D, H, K, dtype=jnp.float64), salt=2)
-        h, y, ys_e, ys_j = jnp.zeros((B, H)), jnp.zeros((B, K)), [], []
-        for t in range(T):  # the course's equations, written out
-            h = jnp.tanh(pe["W"] @ h.T + pe["I"] @ xs[:, t].T + pe["b"][:, None]).T
-            ys_e.append(h @ pe["V"].T + pe["c"])
-            hj = jnp.tanh(y @ pj["W"].T + xs[:, t] @ pj["I"].T + pj["b"])
-            y = hj @ pj["V"].T + pj["c"]
-            ys_j.append(y)
-        chex.assert_trees_all_close(R.elman_forward(pe, xs)[0], jnp.stack(ys_e, 1), rtol=1e-12)
-        chex.assert_trees_all_close(R.jordan_forward(pj, xs)[0], jnp.stack(ys_j, 1), rtol=1e-12)
-
-
-CELL_NAMES = list(R.CELLS)
+CELL_NAMES = list(CELLS)
 
 
 def _cell_params(key, name, dtype=jnp.float64):
-    cell = R.get_cell(name)
+    cell = get_cell(name)
     return cell, _perturb(key, cell.init(key, D, H, dtype=dtype))
 
 
@@ -161,33 +71,9 @@ def test_rnn_scan_matches_python_loop_in_both_placements(key, name):
 
         outs, carry = loop(params, xs)
         for hoist, unroll in [(False, 1), (True, 3)]:
-            ys, final = R.rnn_scan(name, params, xs, hoist_input=hoist, unroll=unroll)
+            ys, final = rnn_scan(name, params, xs, hoist_input=hoist, unroll=unroll)
             chex.assert_trees_all_close(ys, outs, rtol=1e-12, atol=1e-14)
             chex.assert_trees_all_close(final, carry, rtol=1e-12, atol=1e-14)
-
-
-# --- flax cross-check -------------------------------------------------------------------
-
-
-def test_gru_matches_flax_grucell_step_by_step(key):
-    """flax's reset-after convention, r ⊙ (W_n h + b_hn); float64, rtol 1e-12."""
-    with jax.enable_x64(True):
-        cell = nn.GRUCell(H, param_dtype=jnp.float64, dtype=jnp.float64,
-                          bias_init=nn.initializers.normal(0.5))
-        xs, h = _xs(key), 0.5 * _xs(key, shape=(B, H), salt=2)
-        variables = cell.init(key, h, xs[:, 0])
-        p = variables["params"]
-        params = {
-            "I": jnp.concatenate([p[f"i{g}"]["kernel"].T for g in "rzn"]),
-            "W": jnp.concatenate([p[f"h{g}"]["kernel"].T for g in "rzn"]),
-            "b": jnp.concatenate([p[f"i{g}"]["bias"] for g in "rzn"]),
-            "b_hn": p["hn"]["bias"],
-        }
-        ours = theirs = h
-        for t in range(T):
-            ours, _ = R.gru_cell(params, ours, xs[:, t])
-            theirs, _ = cell.apply(variables, theirs, xs[:, t])
-            chex.assert_trees_all_close(ours, theirs, rtol=1e-12, atol=1e-14)
 
 
 # --- masking, initial state, stacking, bidirectional -----------------------------------
@@ -200,10 +86,10 @@ def test_padded_sequences_give_the_unpadded_result(key, name, layers, bidirectio
     """Sequences padded with garbage past their length: the same last state (what
     many-to-one reads) and the same per-step outputs, zeros past the length."""
     with jax.enable_x64(True):
-        params = _perturb(key, R.rnn_stack_init(key, name, D, H, layers=layers,
+        params = _perturb(key, rnn_stack_init(key, name, D, H, layers=layers,
                                                 bidirectional=bidirectional,
                                                 dtype=jnp.float64))
-        apply = jax.jit(partial(R.rnn_stack_apply, name))
+        apply = jax.jit(partial(rnn_stack_apply, name))
         n = 3
         lengths = jnp.array([T, n, n])
         xs = _xs(key, salt=1)
@@ -217,7 +103,7 @@ def test_padded_sequences_give_the_unpadded_result(key, name, layers, bidirectio
 
 
 def test_classifier_reads_the_last_valid_state(key):
-    model = R.rnn_classifier("lstm", H, 3, dtype=jnp.float64)
+    model = rnn_classifier("lstm", H, 3, dtype=jnp.float64)
     with jax.enable_x64(True):
         _, params, state = model.init(key, (T, D))
         xs = _xs(key)
@@ -233,9 +119,9 @@ def test_masked_steps_keep_the_carry(key):
         cell, params = _cell_params(key, "lstm")
         xs = _xs(key)
         lengths = jnp.array([0, 2, T])
-        _, final = R.rnn_scan(cell, params, xs, lengths=lengths)
+        _, final = rnn_scan(cell, params, xs, lengths=lengths)
         chex.assert_trees_all_close(final["h"][0], jnp.zeros(H))  # length 0: initial carry
-        _, two = R.rnn_scan(cell, params, xs[1:2, :2])
+        _, two = rnn_scan(cell, params, xs[1:2, :2])
         chex.assert_trees_all_close(final["C"][1], two["C"][0], rtol=1e-12)
 
 
@@ -245,17 +131,17 @@ def test_initial_carry_continues_a_sequence(key, name):
     with jax.enable_x64(True):
         cell, params = _cell_params(key, name)
         xs = _xs(key, salt=3)
-        whole, final = R.rnn_scan(cell, params, xs)
-        first, mid = R.rnn_scan(cell, params, xs[:, :3])
-        second, end = R.rnn_scan(cell, params, xs[:, 3:], initial_carry=mid)
+        whole, final = rnn_scan(cell, params, xs)
+        first, mid = rnn_scan(cell, params, xs[:, :3])
+        second, end = rnn_scan(cell, params, xs[:, 3:], initial_carry=mid)
         chex.assert_trees_all_close(jnp.concatenate([first, second], 1), whole, rtol=1e-12)
         chex.assert_trees_all_close(end, final, rtol=1e-12)
 
 
 def test_layer_initial_carry_changes_the_output_and_has_the_stack_structure(key):
-    model = R.rnn_classifier("lstm", H, 3, layers=2, bidirectional=True)
+    model = rnn_classifier("lstm", H, 3, layers=2, bidirectional=True)
     _, params, state = model.init(key, (T, D))
-    carry = R.rnn_zero_carry("lstm", params, B)
+    carry = rnn_zero_carry("lstm", params, B)
     assert jax.tree.map(jnp.shape, carry) == {
         f"layer{k}": {d: {"h": (B, H), "C": (B, H)} for d in ("fwd", "bwd")} for k in (1, 2)}
     xs = _xs(key, jnp.float32)
@@ -273,7 +159,7 @@ def test_layer_initial_carry_changes_the_output_and_has_the_stack_structure(key)
 )
 def test_sequence_model_shapes(key, name, layers, bidirectional):
     K_ = 4
-    clf = R.rnn_classifier(name, H, K_, layers=layers, bidirectional=bidirectional)
+    clf = rnn_classifier(name, H, K_, layers=layers, bidirectional=bidirectional)
     out_shape, params, state = clf.init(key, (T, D))
     assert isinstance(clf, Layer) and out_shape == (K_,) and state == {}
     F = 2 * H if bidirectional else H
@@ -293,12 +179,12 @@ def test_sequence_model_shapes(key, name, layers, bidirectional):
 
 
 def test_regressor_and_many_to_many(key):
-    reg = R.rnn_regressor("gru", H)
+    reg = rnn_regressor("gru", H)
     out_shape, params, state = reg.init(key, (T, 2))
     xs = _xs(key, jnp.float32, (B, T, 2))
     y, _ = jax.jit(reg.apply)(params, state, xs)
     assert out_shape == (1,) and y.shape == (B, 1)
-    tagger = R.recurrent("elman", H, 3, return_sequences=True)
+    tagger = recurrent("elman", H, 3, return_sequences=True)
     out_shape, params, state = tagger.init(key, (T, 2))
     apply = jax.jit(tagger.apply)
     y, _ = apply(params, state, xs)
@@ -309,11 +195,11 @@ def test_regressor_and_many_to_many(key):
 
 def test_bidirectional_backward_half_reads_the_reversed_sequence(key):
     with jax.enable_x64(True):
-        params = R.rnn_stack_init(key, "gru", D, H, bidirectional=True, dtype=jnp.float64)
+        params = rnn_stack_init(key, "gru", D, H, bidirectional=True, dtype=jnp.float64)
         xs = _xs(key)
-        ys, last, _ = jax.jit(partial(R.rnn_stack_apply, "gru"))(params, xs)
-        fwd, _ = R.rnn_scan("gru", params["layer1"]["fwd"], xs)
-        bwd_on_reversed, _ = R.rnn_scan("gru", params["layer1"]["bwd"], xs[:, ::-1])
+        ys, last, _ = jax.jit(partial(rnn_stack_apply, "gru"))(params, xs)
+        fwd, _ = rnn_scan("gru", params["layer1"]["fwd"], xs)
+        bwd_on_reversed, _ = rnn_scan("gru", params["layer1"]["bwd"], xs[:, ::-1])
         chex.assert_trees_all_close(ys[..., :H], fwd, rtol=1e-12)
         chex.assert_trees_all_close(ys[..., H:], bwd_on_reversed[:, ::-1], rtol=1e-12)
         chex.assert_trees_all_close(last, jnp.concatenate(
@@ -321,7 +207,7 @@ def test_bidirectional_backward_half_reads_the_reversed_sequence(key):
 
 
 def test_gradients_flow_through_the_model(key):
-    model = R.rnn_classifier("lstm", H, 3, layers=2, bidirectional=True)
+    model = rnn_classifier("lstm", H, 3, layers=2, bidirectional=True)
     _, params, state = model.init(key, (T, D))
     xs = _xs(key, jnp.float32)
 
@@ -334,11 +220,114 @@ def test_gradients_flow_through_the_model(key):
     assert all(float(jnp.abs(g).sum()) > 0 for g in jax.tree.leaves(grads))
 
 
+# --- the explicit path belongs to the cell: a new cell needs no edit in the driver ------
+
+LEAK = 0.5
+
+
+def _leaky_init(key, input_dim, hidden, *, w_init="glorot_uniform", dtype=jnp.float32):
+    del w_init
+    return {"I": jax.random.normal(key, (hidden, input_dim), dtype) / np.sqrt(input_dim),
+            "b": jnp.zeros((hidden,), dtype)}
+
+
+def _leaky_zero_carry(params, batch):
+    return jnp.zeros((batch, params["I"].shape[0]), params["I"].dtype)
+
+
+def _leaky_step(params, h, xp):
+    """A leaky integrator, h_t = λ h_{t-1} + tanh(I x_t + b): a cell the driver never saw."""
+    h = LEAK * h + jnp.tanh(xp)
+    return h, h
+
+
+@jax.custom_vjp
+def _leaky_explicit(params, xs, h0):
+    _, hs = jax.lax.scan(lambda h, x: _leaky_step(params, h, input_projection(params, x)),
+                         h0, jnp.swapaxes(xs, 0, 1))
+    return jnp.swapaxes(hs, 0, 1)
+
+
+def _leaky_fwd(params, xs, h0):
+    return _leaky_explicit(params, xs, h0), (params, xs)
+
+
+BACKWARD_TRACES = []
+
+
+def _leaky_bwd(residuals, dhs):
+    """δh_t = h̄_t + λ δh_{t+1}, δxp_t = δh_t (1 - tanh² xp_t), by hand."""
+    BACKWARD_TRACES.append(1)
+    params, xs = residuals
+    x_tm = jnp.swapaxes(xs, 0, 1)
+
+    def body(dh_next, step):
+        dh_ext, xp = step
+        dh = dh_ext + dh_next
+        return LEAK * dh, dh * (1 - jnp.tanh(xp) ** 2)
+
+    steps = (jnp.swapaxes(dhs, 0, 1), input_projection(params, x_tm))
+    dh0, dxp = jax.lax.scan(body, jnp.zeros_like(dhs[:, 0]), steps, reverse=True)
+    dparams = {"I": jnp.einsum("tbh,tbd->hd", dxp, x_tm), "b": dxp.sum(axis=(0, 1))}
+    return dparams, jnp.swapaxes(dxp @ params["I"], 0, 1), dh0
+
+
+_leaky_explicit.defvjp(_leaky_fwd, _leaky_bwd)
+
+
+def _leaky_apply_explicit(params, xs, h0):
+    hs = _leaky_explicit(params, xs, h0)
+    return hs, hs[:, -1]
+
+
+LEAKY = Cell("leaky", _leaky_init, _leaky_zero_carry, input_projection, _leaky_step,
+             lambda h: h, _leaky_apply_explicit)
+
+
+def test_the_driver_takes_the_explicit_path_from_the_cell(key):
+    """A cell defined here, with its own backward pass, runs under explicit_backprop=True
+    in rnn_scan and in a stacked bidirectional model: same values, the cell's backward
+    does the work (custom_vjp), gradients equal autodiff through the scan (float64)."""
+    with jax.enable_x64(True):
+        params = LEAKY.init(key, D, H, dtype=jnp.float64)
+        xs, h0 = _xs(key), _xs(key, shape=(B, H), salt=1)
+        for reverse in (False, True):
+            auto = rnn_scan(LEAKY, params, xs, initial_carry=h0, reverse=reverse)
+            explicit = rnn_scan(LEAKY, params, xs, initial_carry=h0, reverse=reverse,
+                                explicit_backprop=True)
+            chex.assert_trees_all_close(explicit, auto, rtol=1e-12, atol=1e-14)
+        grads = {}
+        for explicit in (False, True):
+            model = recurrent(LEAKY, H, 2, layers=2, bidirectional=True,
+                              explicit_backprop=explicit, dtype=jnp.float64)
+            _, p, state = model.init(key, (T, D))
+            p = _perturb(key, p)
+
+            def loss(p, model=model, state=state):
+                return jnp.sum(jnp.sin(model.apply(p, state, xs)[0]))
+
+            BACKWARD_TRACES.clear()
+            grads[explicit] = jax.jit(jax.value_and_grad(loss))(p)
+            assert bool(BACKWARD_TRACES) == explicit  # the cell's backward ran, or not
+        chex.assert_trees_all_close(grads[True], grads[False], rtol=1e-10, atol=1e-13)
+        no_backward = LEAKY._replace(name="leaky_autodiff", apply_explicit=None)
+        with pytest.raises(ValueError, match=r"cell='leaky_autodiff' has none .* use one of "
+                                             r"\['gru', 'lstm'"):
+            recurrent(no_backward, H, explicit_backprop=True)
+
+
+def test_registry_gives_each_built_in_cell_its_explicit_backward():
+    have = {name: get_cell(name).apply_explicit is not None for name in CELLS}
+    assert have == {"elman": False, "jordan": False, "gru": True, "lstm": True,
+                    "peephole_lstm": True, "lstm1997": True}
+    assert get_cell(LEAKY) is LEAKY
+
+
 # --- errors ----------------------------------------------------------------------------
 
 
 def test_clear_errors(key):
-    model = R.rnn_classifier("lstm", H, 3)
+    model = rnn_classifier("lstm", H, 3)
     _, params, state = model.init(key, (T, D))
     with pytest.raises(ValueError, match=r"rnn_classifier: xs must be a batch of sequences"):
         model.apply(params, state, jnp.zeros((T, D)))
@@ -349,14 +338,14 @@ def test_clear_errors(key):
     with pytest.raises(ValueError, match=r"lengths must be integers of shape \(3,\)"):
         model.apply(params, state, jnp.zeros((B, T, D)), lengths=jnp.ones(B))
     with pytest.raises(ValueError, match="unknown cell='transformer'"):
-        R.rnn_classifier("transformer")
+        rnn_classifier("transformer")
     with pytest.raises(ValueError, match="forget_bias=1.0 needs a forget gate"):
-        R.rnn_classifier("gru", forget_bias=1.0)
+        rnn_classifier("gru", forget_bias=1.0)
     with pytest.raises(ValueError, match="hidden must be a positive int, got hidden=0"):
-        R.rnn_classifier("lstm", hidden=0)
-    with pytest.raises(ValueError, match="unknown activation='swish'"):
-        R.get_cell("elman", activation="swish")
-    with pytest.raises(ValueError, match="no output layer V, c"):
-        R.elman_forward(R.elman_init(key, D, H), jnp.zeros((B, T, D)))
-    with pytest.raises(ValueError, match="dys must have the shape"):
-        R.jordan_bptt(R.jordan_init(key, D, H, K), jnp.zeros((B, T, D)), jnp.zeros((B, T, H)))
+        rnn_classifier("lstm", hidden=0)
+    with pytest.raises(ValueError, match="get_cell: unknown activation 'swish'"):
+        get_cell("elman", activation="swish")
+    with pytest.raises(ValueError, match="get_cell: unknown activation='max'"):
+        get_cell("jordan", output="max")
+    with pytest.raises(ValueError, match="rnn_scan: xs must be a batch of sequences"):
+        rnn_scan("gru", params["layer1"], jnp.zeros((T, D)))

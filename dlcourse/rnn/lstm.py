@@ -1,4 +1,5 @@
-r"""Long Short-Term Memory, §4.1: the course's cell, two historical variants, and BPTT.
+r"""Long Short-Term Memory, §4.1: the course's cell, two historical variants, and their
+explicit backward pass through time.
 
 The course's table, for a hidden size $H$ and an input size $N$ (our $D$):
 
@@ -13,7 +14,8 @@ y_t &= \operatorname{softmax}(W h_t + b) && \text{output}
 \end{aligned}$$
 
 The output layer $y_t$ is an ordinary dense layer on $h_t$: the sequence models of
-:mod:`dlcourse.rnn` add it as their ``"head"``; this module is the recurrent core.
+:mod:`dlcourse.rnn.models` add it as their ``"head": {"W": (K, H), "b": (K,)}``; this
+module is the recurrent core.
 
 **Storage.**  The four gates are fused, so one step costs one matrix product:
 ``{"I": (4H, D), "W": (4H, H), "b": (4H,)}`` with the row blocks in the course's order
@@ -45,10 +47,11 @@ fused matrix; biases are 0 except the forget gate's, ``forget_bias = 1`` by defa
 (Gers et al. 2000; Jozefowicz et al. 2015 found it closes most of the gap to the GRU);
 peephole weights start at 0.
 
-**Backprop through time** (:func:`lstm_bptt`) is written from the equations, checked
-against ``jax.grad`` in float64.  :func:`lstm_sequence_explicit` makes it the derivative
-of the LSTM under ``jax.grad`` (``jax.custom_vjp``); :func:`dlcourse.rnn.recurrent` uses it
-with ``explicit_backprop=True``.
+**Backprop through time** (:func:`lstm_backward`, on a forward cache
+:func:`lstm_backward_from_cache`) is written from the equations, checked against
+``jax.vjp`` in float64.  :func:`lstm_apply_explicit` makes it the derivative of the LSTM
+under ``jax.grad`` (``jax.custom_vjp``); :func:`dlcourse.rnn.recurrent` uses it with
+``explicit_backprop=True``.
 
 References:
   Course §4.1 and its figure 20 (Olah, "Understanding LSTM Networks", 2015).
@@ -70,19 +73,22 @@ import jax.numpy as jnp
 from jax import lax
 
 from dlcourse import initializers
+from dlcourse._checks import check_choice, check_positive_int, check_sequences
 from dlcourse._types import Array, Params, PRNGKey
+from dlcourse.rnn._common import check_cotangent, input_projection
 
 __all__ = [
     "GATES",
+    "PEEPHOLES",
     "VARIANTS",
-    "lstm_bptt",
+    "lstm_apply_explicit",
+    "lstm_backward",
+    "lstm_backward_from_cache",
     "lstm_cell",
     "lstm_cell_course",
     "lstm_forward",
     "lstm_from_course",
     "lstm_init",
-    "lstm_project",
-    "lstm_sequence_explicit",
     "lstm_step",
     "lstm_to_course",
     "lstm_variant",
@@ -93,15 +99,10 @@ VARIANTS = ("course", "peephole", "1997")
 GATES = {"course": ("u", "f", "c", "o"), "peephole": ("u", "f", "c", "o"), "1997": ("u", "c", "o")}
 """Gate blocks of the fused matrices, in storage order, per variant."""
 PEEPHOLES = ("p_u", "p_f", "p_o")
+"""The peephole LSTM's diagonal weights, vectors ``(H,)``."""
 
 Carry = dict[str, Array]
 """The LSTM's carried state ``{"h": (B, H), "C": (B, H)}``."""
-
-
-def _check_positive(fn: str, name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{fn}: {name} must be a positive int, got {name}={value!r}.")
-    return value
 
 
 def lstm_init(
@@ -134,10 +135,9 @@ def lstm_init(
       ValueError: a size that is not a positive int, an unknown variant, or a
         ``forget_bias`` given to the ``"1997"`` variant.
     """
-    _check_positive("lstm_init", "input_dim", input_dim)
-    _check_positive("lstm_init", "hidden", hidden)
-    if variant not in VARIANTS:
-        raise ValueError(f"lstm_init: unknown variant={variant!r}; expected one of {VARIANTS}.")
+    check_positive_int("lstm_init", "input_dim", input_dim)
+    check_positive_int("lstm_init", "hidden", hidden)
+    check_choice("lstm_init", "variant", variant, VARIANTS)
     if variant == "1997" and forget_bias is not None:
         raise ValueError(
             f"lstm_init: the 1997 LSTM has no forget gate, so forget_bias={forget_bias!r} "
@@ -238,15 +238,6 @@ def lstm_zero_carry(params: Params, batch: int) -> Carry:
     return {"h": z, "C": z}
 
 
-def lstm_project(params: Params, x: Array) -> Array:
-    r"""The input half of every gate, $I x + b$ (all gates fused): ``(..., D) -> (..., G H)``.
-
-    Applied to one step inside the scan, or to the whole sequence at once before it
-    (:mod:`dlcourse.rnn` measures which is faster).
-    """
-    return x @ params["I"].T + params["b"]
-
-
 def _gates(params: Params, carry: Carry, xp: Array) -> dict[str, Array]:
     """Every intermediate of one step: u, f, g (= C̃), o, C, h (f is None for 1997)."""
     h, C = carry["h"], carry["C"]
@@ -277,7 +268,7 @@ def lstm_step(params: Params, carry: Carry, xp: Array) -> tuple[Carry, Array]:
 
 def lstm_cell(params: Params, carry: Carry, x: Array) -> tuple[Carry, Array]:
     r"""One step of the fused cell from the raw input $x_t$ ``(B, D)``: ``(carry, h_t)``."""
-    return lstm_step(params, carry, lstm_project(params, x))
+    return lstm_step(params, carry, input_projection(params, x))
 
 
 def lstm_cell_course(named: Params, carry: Carry, x: Array) -> tuple[Carry, Array]:
@@ -302,32 +293,23 @@ def lstm_cell_course(named: Params, carry: Carry, x: Array) -> tuple[Carry, Arra
     return {"h": h_t, "C": C_t}, h_t
 
 
-def _check_sequence(fn: str, params: Params, xs: Array) -> None:
-    D = params["I"].shape[1]
-    if xs.ndim != 3 or xs.shape[-1] != D:
-        raise ValueError(
-            f"{fn}: xs must be a batch of sequences (B, T, {D}), got xs.shape={xs.shape}; "
-            f"add a feature axis with xs[..., None] for scalar sequences."
-        )
-
-
 def lstm_forward(
     params: Params, xs: Array, *, carry0: Carry | None = None
 ) -> tuple[Array, dict[str, Array]]:
-    r"""Run the LSTM over ``xs`` (B, T, D) with ``lax.scan``; keep what BPTT needs.
+    r"""Run the LSTM over ``xs`` (B, T, D) with ``lax.scan``; keep what the backward needs.
 
     Returns:
       ``(hs, cache)``: ``hs`` is $h_1, \dots, h_T$ as ``(B, T, H)``; ``cache`` holds the
       time-major ``(T, B, ·)`` arrays ``x, u, f, g, o, C, h`` (``f`` absent for the 1997
       LSTM; ``g`` is $\tilde C_t$) and ``h0, C0``.
     """
-    _check_sequence("lstm_forward", params, xs)
+    check_sequences("lstm_forward", xs, params["I"].shape[1])
     if carry0 is None:
         carry0 = lstm_zero_carry(params, xs.shape[0])
     x_tm = jnp.swapaxes(xs, 0, 1)
 
     def body(carry, x):
-        s = _gates(params, carry, lstm_project(params, x))
+        s = _gates(params, carry, input_projection(params, x))
         out = {k: v for k, v in s.items() if v is not None}
         return {"h": s["h"], "C": s["C"]}, out
 
@@ -336,11 +318,12 @@ def lstm_forward(
     return jnp.swapaxes(cache["h"], 0, 1), cache
 
 
-def lstm_bptt(
+def lstm_backward(
     params: Params, xs: Array, dhs: Array, *, carry0: Carry | None = None
 ) -> tuple[Params, Array]:
     r"""Backprop through time for the LSTM, from the equations (no autodiff).
 
+    The VJP of :func:`lstm_forward`'s ``hs`` with respect to ``params`` and ``xs``.
     Given $\bar h_t = \partial L / \partial h_t$ from outside (a head on every step, or
     only on the last), walk $t = T, \dots, 1$ with $\delta h$ and $\delta C$ carried from
     $t+1$ (both 0 after $T$):
@@ -371,27 +354,27 @@ def lstm_bptt(
       carry0: initial ``{"h", "C"}``; zeros by default.
 
     Returns:
-      ``(grads, dxs)``: ``grads`` has the structure of ``params`` (what ``jax.grad``
+      ``(dparams, dxs)``: ``dparams`` has the structure of ``params`` (what ``jax.vjp``
       returns), ``dxs`` is ``(B, T, D)``.
+
+    Raises:
+      ValueError: inconsistent parameters, ``xs`` not ``(B, T, D)``, or ``dhs`` not
+        shaped like the hidden outputs.
     """
     lstm_variant(params)
     hs, cache = lstm_forward(params, xs, carry0=carry0)
-    if dhs.shape != hs.shape:
-        raise ValueError(
-            f"lstm_bptt: dhs must have the shape of the hidden outputs {hs.shape}, got "
-            f"dhs.shape={dhs.shape}."
-        )
-    grads, dxs, _ = _bptt_from_cache(params, cache, dhs)
-    return grads, dxs
+    check_cotangent("lstm_backward", "dhs", dhs, hs.shape)
+    dparams, dxs, _ = lstm_backward_from_cache(params, cache, dhs)
+    return dparams, dxs
 
 
-def _bptt_from_cache(
+def lstm_backward_from_cache(
     params: Params, cache: dict[str, Array], dhs: Array, dC_T: Array | None = None
 ) -> tuple[Params, Array, Carry]:
-    r"""The walk of :func:`lstm_bptt` on a cache of :func:`lstm_forward`.
+    r"""The walk of :func:`lstm_backward` on a cache of :func:`lstm_forward`.
 
     ``dC_T`` is $\partial L / \partial C_T$ from outside (the final cell state read by
-    something after the sequence; 0 by default).  Returns ``(grads, dxs, dcarry0)``,
+    something after the sequence; 0 by default).  Returns ``(dparams, dxs, dcarry0)``,
     ``dcarry0`` $= \{\partial L/\partial h_0, \partial L/\partial C_0\}$: the back carry
     that leaves step 1.
     """
@@ -429,27 +412,26 @@ def _bptt_from_cache(
     steps = (jnp.swapaxes(dhs, 0, 1), cache["u"], f_all, cache["g"], cache["o"],
              cache["C"], C_prev)
     (dh0, dC0), dz = lax.scan(body, (z0, dC_T), steps, reverse=True)
-    grads = {
+    dparams = {
         "I": jnp.einsum("tbg,tbd->gd", dz, cache["x"]),
         "W": jnp.einsum("tbg,tbh->gh", dz, h_prev),
         "b": dz.sum(axis=(0, 1)),
     }
     if peep:
         H = W.shape[-1]
-        grads["p_u"] = (dz[..., :H] * C_prev).sum(axis=(0, 1))
-        grads["p_f"] = (dz[..., H : 2 * H] * C_prev).sum(axis=(0, 1))
-        grads["p_o"] = (dz[..., 3 * H :] * cache["C"]).sum(axis=(0, 1))
+        dparams["p_u"] = (dz[..., :H] * C_prev).sum(axis=(0, 1))
+        dparams["p_f"] = (dz[..., H : 2 * H] * C_prev).sum(axis=(0, 1))
+        dparams["p_o"] = (dz[..., 3 * H :] * cache["C"]).sum(axis=(0, 1))
     dxs = jnp.swapaxes(dz @ params["I"], 0, 1)
-    return grads, dxs, {"h": dh0, "C": dC0}
+    return dparams, dxs, {"h": dh0, "C": dC0}
 
 
 @jax.custom_vjp
 def _lstm_explicit(params: Params, xs: Array, carry0: Carry) -> tuple[Array, Array]:
-    """``(hs (B, T, H), C_T (B, H))``; its VJP is :func:`_bptt_from_cache`."""
-    _check_sequence("lstm_sequence_explicit", params, xs)
+    """``(hs (B, T, H), C_T (B, H))``; its VJP is :func:`lstm_backward_from_cache`."""
 
     def body(carry, x):
-        new, h = lstm_step(params, carry, lstm_project(params, x))
+        new, h = lstm_step(params, carry, input_projection(params, x))
         return new, h
 
     carry, hs = lax.scan(body, carry0, jnp.swapaxes(xs, 0, 1))
@@ -464,21 +446,21 @@ def _lstm_explicit_fwd(params, xs, carry0):
 def _lstm_explicit_bwd(residuals, cotangents):
     params, cache = residuals
     dhs, dC_T = cotangents
-    grads, dxs, dcarry0 = _bptt_from_cache(params, cache, dhs, dC_T)
-    return grads, dxs.astype(cache["x"].dtype), dcarry0
+    dparams, dxs, dcarry0 = lstm_backward_from_cache(params, cache, dhs, dC_T)
+    return dparams, dxs.astype(cache["x"].dtype), dcarry0
 
 
 _lstm_explicit.defvjp(_lstm_explicit_fwd, _lstm_explicit_bwd)
 
 
-def lstm_sequence_explicit(
+def lstm_apply_explicit(
     params: Params, xs: Array, carry0: Carry | None = None
 ) -> tuple[Array, Carry]:
-    r"""The LSTM over ``xs`` whose derivative, under ``jax.grad``, is :func:`lstm_bptt`.
+    r"""The LSTM over ``xs`` whose derivative, under ``jax.grad``, is :func:`lstm_backward`.
 
     The same values as :func:`lstm_forward`'s ``hs`` and its final carry, but
     ``jax.grad`` (or ``jax.vjp``) of anything computed from them runs the explicit
-    backprop through time of :func:`lstm_bptt` (through ``jax.custom_vjp``, as
+    backprop through time of :func:`lstm_backward` (through ``jax.custom_vjp``, as
     :func:`dlcourse.mlp.mlp_apply_explicit` does for the MLP) instead of differentiating
     the scan: the course's algorithm doing the work of autodiff.  Every variant.
 
@@ -501,7 +483,7 @@ def lstm_sequence_explicit(
       ``(hs, carry)``: $h_1, \dots, h_T$ ``(B, T, H)`` and ``{"h": h_T, "C": C_T}``.
     """
     lstm_variant(params)
-    _check_sequence("lstm_sequence_explicit", params, xs)
+    check_sequences("lstm_apply_explicit", xs, params["I"].shape[1])
     if carry0 is None:
         carry0 = lstm_zero_carry(params, xs.shape[0])
     hs, C_T = _lstm_explicit(params, xs, carry0)
