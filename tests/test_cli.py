@@ -130,7 +130,7 @@ def test_lenet5_on_mnist_idx_files_padded_to_32(capsys, tmp_path):
     """`--data mnist` reads the IDX files from the cache; LeNet-5 sees them padded to 32x32."""
     import numpy as np
 
-    from dlcourse.data import write_idx
+    from dlcourse.datasets import write_idx
 
     rng = np.random.default_rng(0)
     folder = tmp_path / "mnist"
@@ -169,6 +169,6 @@ def test_explicit_backprop_flag_trains_like_autodiff(capsys, tmp_path):
         reports.append(json.loads(out.strip().splitlines()[-1]))
     # float32 sums in another order: equal to ~1e-5, not bit for bit
     assert abs(reports[0]["test_mse"] - reports[1]["test_mse"]) < 1e-4
-    code, _, err = _run(capsys, "train", "--model", "gru", "--explicit-backprop",
+    code, _, err = _run(capsys, "train", "--model", "elman", "--explicit-backprop",
                         "--cache-dir", str(tmp_path))
     assert code == 2 and "--explicit-backprop" in err

@@ -1,39 +1,41 @@
-"""The ``dlcourse`` console command.
+"""``dlcourse train``: train a model of the course on a dataset that needs no network.
 
-``dlcourse train`` trains a model of the course on a dataset that needs no network and
-reports its test accuracy; ``--json`` makes the last line of stdout one JSON object for
-scripts.  ``dlcourse summary`` prints an architecture's layer table without allocating
-weights; ``dlcourse run`` runs an experiment.  Progress goes to stderr.  A bad argument
-exits with status 2 and one line naming it.
+It reports the test accuracy (the fraction of sequences correct on the adding problem);
+``--json`` makes the last line of stdout one JSON object for scripts.  Progress goes to
+stderr.  The models come from :data:`MODELS`, the optimizers from
+:data:`dlcourse.optim.OPTIMIZERS`, the schedules from :data:`dlcourse.schedules.SCHEDULES`.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 import optax
 
-from dlcourse import data as datasets
-from dlcourse import losses, optim, sequence_data
+from dlcourse import datasets, losses, optim, schedules
 from dlcourse._types import Layer
+from dlcourse.cli._args import (
+    UsageError,
+    nonnegative_float,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    probability,
+    widths,
+)
 from dlcourse.layers import param_count
-from dlcourse.mlp import HIDDEN_ACTIVATIONS, mlp
-from dlcourse.nets import ARCHITECTURES, lenet5, lenet5_original, mnist1d_cnn
-from dlcourse.rnn import rnn_classifier, rnn_regressor
 from dlcourse.metrics import adding_correct, correct
+from dlcourse.mlp import HIDDEN_ACTIVATIONS, mlp
+from dlcourse.nets import lenet5, lenet5_original, mnist1d_cnn
 from dlcourse.plots import first_kernel, plot_filters, plot_history
+from dlcourse.rnn import get_cell, rnn_classifier, rnn_regressor
 from dlcourse.train import fit, make_evaluate
 
-SCHEDULES = ("constant", "inverse", "step", "plateau")
 RNN_CELLS = ("elman", "jordan", "lstm", "gru")
 
 
@@ -72,68 +74,6 @@ DEFAULTS: dict[str, Any] = dict(
 )
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr and exit status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _number(text: str, kind: type, test: Callable[[Any], bool], expect: str) -> Any:
-    try:
-        value = kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {expect}, got {text!r}") from None
-    if not test(value):
-        raise argparse.ArgumentTypeError(f"must be {expect}, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    return _number(text, float, lambda v: v > 0, "a number > 0")
-
-
-def _nonnegative_float(text: str) -> float:
-    return _number(text, float, lambda v: v >= 0, "a number >= 0")
-
-
-def _probability(text: str) -> float:
-    return _number(text, float, lambda v: 0 <= v < 1, "a number in [0, 1)")
-
-
-def _positive_int(text: str) -> int:
-    return _number(text, int, lambda v: v > 0, "a positive integer")
-
-
-def _nonnegative_int(text: str) -> int:
-    return _number(text, int, lambda v: v >= 0, "an integer >= 0")
-
-
-def _widths(text: str) -> tuple[int, ...]:
-    """``"100,100"`` -> ``(100, 100)``; ``""`` -> no hidden layer."""
-    if not text.strip():
-        return ()
-    widths = []
-    for part in text.split(","):
-        try:
-            width = int(part)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected comma-separated integers like 100,100, got {text!r}"
-            ) from None
-        if width <= 0:
-            raise argparse.ArgumentTypeError(f"every width must be >= 1, got {width} in {text!r}")
-        widths.append(width)
-    return tuple(widths)
-
-
-def _shape(text: str) -> tuple[int, ...]:
-    shape = _widths(text)
-    if not shape:
-        raise argparse.ArgumentTypeError(f"expected a shape like 224,224,3, got {text!r}")
-    return shape
-
-
 def _model_defaults_help() -> str:
     lines = [f"{name}: " + ", ".join(f"{k}={v}" for k, v in spec.defaults.items())
              for name, spec in MODELS.items() if name in ("mlp", "lenet5", "cnn", "lstm")]
@@ -143,10 +83,8 @@ def _model_defaults_help() -> str:
             "lenet5): " + "; ".join(lines) + f". On a dataset, they are replaced by {data}.")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``dlcourse`` argument parser (exposed for the tests and the docs)."""
-    parser = _Parser(prog="dlcourse", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    """Add the ``train`` command to the ``dlcourse`` parser."""
     train = commands.add_parser(
         "train",
         help="train a model and report its test accuracy",
@@ -160,53 +98,54 @@ def build_parser() -> argparse.ArgumentParser:
     add("--data", choices=["mnist1d", "digits", "mnist", "adding"], default="mnist1d",
         help="dataset; digits are resized to 32x32 and MNIST padded to 32x32 for LeNet-5; "
              "adding is Hochreiter & Schmidhuber's adding problem (RNNs)")
-    add("--hidden", type=_widths, metavar="N1,N2,...",
+    add("--hidden", type=widths, metavar="N1,N2,...",
         help="hidden widths of the MLP, or the units H of a recurrent layer (model default)")
     add("--activation", choices=HIDDEN_ACTIVATIONS, default="relu", help="MLP hidden activation")
-    add("--layers", type=_positive_int, default=1, help="stacked recurrent layers")
+    add("--layers", type=positive_int, default=1, help="stacked recurrent layers")
     add("--bidirectional", action="store_true", help="recurrent layers read both ways")
     add("--explicit-backprop", action="store_true",
-        help="lstm: differentiate through the course's explicit BPTT (custom_vjp), about "
-             "1.27x faster than autodiff here; mlp: through mlp_backward")
-    add("--seq-len", type=_positive_int, default=100, metavar="T",
+        help="lstm, gru: differentiate through the explicit backward pass through time "
+             "(custom_vjp), about 1.27x faster than autodiff for the LSTM here; mlp: "
+             "through mlp_apply_explicit")
+    add("--seq-len", type=positive_int, default=100, metavar="T",
         help="sequence length T of the adding problem")
-    add("--dropout", type=_probability, default=0.0, metavar="P",
+    add("--dropout", type=probability, default=0.0, metavar="P",
         help="MLP: dropout probability of the hidden units (the course: 0.5)")
-    add("--input-dropout", type=_probability, default=0.0, metavar="P",
+    add("--input-dropout", type=probability, default=0.0, metavar="P",
         help="MLP: dropout probability of the inputs (the course: 0.2)")
     add("--optimizer", choices=sorted(optim.OPTIMIZERS), default="adam",
         help="update rule (§2.4.6)")
-    add("--lr", type=_positive_float, help="learning rate, the first one under a schedule "
+    add("--lr", type=positive_float, help="learning rate, the first one under a schedule "
                                            "(model default)")
-    add("--momentum", type=_probability, default=0.9, metavar="G",
+    add("--momentum", type=probability, default=0.9, metavar="G",
         help="gamma of momentum and nesterov")
-    add("--lr-schedule", choices=SCHEDULES, default="constant",
+    add("--lr-schedule", choices=schedules.SCHEDULES, default="constant",
         help="constant; inverse: lr/(1 + r/tau) with tau one epoch of steps; step: times "
              "--lr-decay every --lr-step epochs; plateau: times --lr-decay after --lr-step "
              "epochs without a lower training loss")
-    add("--lr-decay", type=_probability, default=0.5,
+    add("--lr-decay", type=probability, default=0.5,
         help="factor of the step and plateau schedules")
-    add("--lr-step", type=_positive_int, default=50, metavar="EPOCHS",
+    add("--lr-step", type=positive_int, default=50, metavar="EPOCHS",
         help="epochs between steps (step) or patience (plateau)")
-    add("--l2", type=_nonnegative_float,
+    add("--l2", type=nonnegative_float,
         help="lambda of the L2 penalty on the weights, §2.4.2 (model default)")
-    add("--l1", type=_nonnegative_float, default=0.0,
+    add("--l1", type=nonnegative_float, default=0.0,
         help="lambda of the L1 penalty on the weights (§2.4.2)")
-    add("--epochs", type=_positive_int,
+    add("--epochs", type=positive_int,
         help="passes over the data, at most with early stopping (model default)")
-    add("--batch-size", type=_positive_int, help="minibatch size m (default: 100; 50 on the "
+    add("--batch-size", type=positive_int, help="minibatch size m (default: 100; 50 on the "
                                                  "adding problem)")
-    add("--early-stopping", type=_positive_int, default=None, metavar="PATIENCE",
+    add("--early-stopping", type=positive_int, default=None, metavar="PATIENCE",
         help="stop after PATIENCE epochs without a lower validation loss and restore the "
              "best epoch")
-    add("--ensemble", type=_positive_int, default=1, metavar="K",
+    add("--ensemble", type=positive_int, default=1, metavar="K",
         help="train K members with independent seeds under vmap and average their "
              "probabilities")
     add("--augment", choices=["none", "shift"],
         help="random shifts of the training inputs, per example (model default)")
-    add("--max-shift", type=_nonnegative_int, help="largest shift in pixels or steps "
+    add("--max-shift", type=nonnegative_int, help="largest shift in pixels or steps "
                                                    "(model default)")
-    add("--adversarial", type=_nonnegative_float, default=0.0, metavar="EPS",
+    add("--adversarial", type=nonnegative_float, default=0.0, metavar="EPS",
         help="train on FGSM examples x + EPS sign(grad_x loss), Goodfellow et al.'s "
              "0.5 clean + 0.5 adversarial loss, and report the accuracy under that attack")
     add("--seed", type=int, default=0, help="seed of every random choice")
@@ -224,48 +163,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the results as one JSON object on the last line of stdout")
     train.set_defaults(handler=train_command, **DEFAULTS)
 
-    summary = commands.add_parser(
-        "summary", help="an architecture's layers, shapes and parameters, without weights")
-    summary.add_argument("model", choices=sorted(ARCHITECTURES), help="architecture")
-    summary.add_argument("--input-shape", type=_shape, default=None, metavar="H,W,C",
-                         help="input shape (default: the paper's)")
-    summary.add_argument("--json", action="store_true", help="print one JSON object")
-    summary.set_defaults(handler=summary_command)
-
-    run = commands.add_parser(
-        "run", help="run an experiment that reproduces a claim of the course",
-        description="Run experiments/NAME.py: prints its table and writes config.json, "
-                    "results.json, table.md and plot.png to results/NAME/ (or --out=DIR). "
-                    "Other arguments (--quick, --FIELD=VALUE) go to the experiment.",
-    )
-    run.add_argument("name", help=f"one of: {', '.join(_experiment_names())}")
-    run.set_defaults(handler=run_command)
-    return parser
-
 
 # --- dlcourse train ----------------------------------------------------------------------
-
-
-class _UsageError(Exception):
-    """A bad combination of arguments: one line, exit status 2."""
-
-
-def _pad_to(x: np.ndarray, size: int) -> np.ndarray:
-    """Pad NHWC images to ``size``×``size`` with their background (their minimum)."""
-    pad = (size - x.shape[1]) // 2
-    return np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), constant_values=float(x.min()))
 
 
 def load_data(args: argparse.Namespace, spec: ModelSpec) -> datasets.Dataset:
     """The dataset ``--data`` names, in the shape the model ``--model`` reads."""
     if args.data not in spec.datasets:
-        raise _UsageError(f"argument --data: {args.model} trains on "
+        raise UsageError(f"argument --data: {args.model} trains on "
                           f"{' or '.join(spec.datasets)}, not {args.data}")
     if args.data == "adding":
         if args.seq_len < 4:
-            raise _UsageError(f"argument --seq-len: the adding problem needs T >= 4, got "
+            raise UsageError(f"argument --seq-len: the adding problem needs T >= 4, got "
                               f"{args.seq_len}")
-        return sequence_data.adding_problem(args.seq_len, seed=args.seed)
+        return datasets.adding_problem(args.seq_len, seed=args.seed)
     if args.data == "digits":
         if spec.kind == "image":
             return datasets.digits(image=True, size=32)
@@ -273,11 +184,10 @@ def load_data(args: argparse.Namespace, spec: ModelSpec) -> datasets.Dataset:
     if args.data == "mnist":
         data = datasets.mnist(cache_dir=args.cache_dir)
         if spec.kind == "image":  # LeCun's 28x28 digits centred in LeNet-5's 32x32 input
-            return data._replace(**{k: _pad_to(getattr(data, k), 32)
-                                    for k in ("x_train", "x_val", "x_test")})
+            return datasets.pad_images(data, 32)
         return data
     if spec.kind in ("signal", "sequence"):
-        return sequence_data.mnist1d_sequence(cache_dir=args.cache_dir)
+        return datasets.mnist1d_sequence(cache_dir=args.cache_dir)
     return datasets.mnist1d(cache_dir=args.cache_dir)
 
 
@@ -285,21 +195,22 @@ def build_model(args: argparse.Namespace, spec: ModelSpec, data: datasets.Datase
     """The Layer ``--model`` names, sized for ``data``."""
     regression = data.num_classes == 0
     outputs = data.y_train.shape[-1] if regression else data.num_classes
-    if args.explicit_backprop and args.model not in ("mlp", "lstm"):
-        raise _UsageError(f"argument --explicit-backprop: implemented for mlp and lstm, not "
-                          f"{args.model}")
+    explicit = ("mlp", *(name for name in RNN_CELLS if get_cell(name).apply_explicit))
+    if args.explicit_backprop and args.model not in explicit:
+        raise UsageError(f"argument --explicit-backprop: implemented for "
+                         f"{', '.join(explicit)}, not {args.model}")
     if spec.kind == "mlp":
         if args.explicit_backprop and (args.dropout or args.input_dropout):
-            raise _UsageError("argument --explicit-backprop: the MLP's explicit backward pass "
+            raise UsageError("argument --explicit-backprop: the MLP's explicit backward pass "
                               "is used without dropout; drop --dropout/--input-dropout")
-        return mlp(args.hidden, outputs, activation=args.activation, dropout=args.dropout,
-                   input_dropout=args.input_dropout, explicit_backprop=args.explicit_backprop)
+        return mlp(args.hidden, outputs, activation=args.activation, drop_rate=args.dropout,
+                   input_drop_rate=args.input_dropout, explicit_backprop=args.explicit_backprop)
     if spec.kind == "image":
         return (lenet5 if args.model == "lenet5" else lenet5_original)(num_classes=outputs)
     if spec.kind == "signal":
         return mnist1d_cnn(num_classes=outputs)
     if len(args.hidden) != 1:
-        raise _UsageError(f"argument --hidden: a recurrent layer takes one width H, got "
+        raise UsageError(f"argument --hidden: a recurrent layer takes one width H, got "
                           f"{','.join(map(str, args.hidden))}; stack layers with --layers")
     kw = dict(hidden=args.hidden[0], layers=args.layers, bidirectional=args.bidirectional,
               explicit_backprop=args.explicit_backprop)
@@ -310,21 +221,21 @@ def build_model(args: argparse.Namespace, spec: ModelSpec, data: datasets.Datase
 
 def build_optimizer(
     args: argparse.Namespace, steps_per_epoch: int
-) -> tuple[optax.GradientTransformation, float | optim.Schedule]:
+) -> tuple[optax.GradientTransformation, schedules.ScalarOrSchedule]:
     """The optimizer the flags describe, and its learning rate or schedule (for the history)."""
-    rate: float | optim.Schedule = args.lr
-    if args.lr_schedule == "inverse":
-        rate = optim.inverse(args.lr, tau=float(steps_per_epoch))
-    elif args.lr_schedule == "step":
-        rate = optim.step_decay(args.lr, args.lr_decay, args.lr_step * steps_per_epoch)
-    optimizer = optim.make_optimizer(
-        args.optimizer, rate, momentum=args.momentum, l1=args.l1, l2=args.l2
-    )
-    if args.lr_schedule == "plateau":
+    hparams = {
+        "constant": {},
+        "inverse": {"tau": float(steps_per_epoch)},
+        "step": {"factor": args.lr_decay, "every": args.lr_step * steps_per_epoch},
         # Judged once per epoch, on the mean training loss of its minibatches.
-        optimizer = optax.chain(optimizer, optim.reduce_on_plateau(
-            factor=args.lr_decay, patience=args.lr_step, accumulation_size=steps_per_epoch
-        ))
+        "plateau": {"factor": args.lr_decay, "patience": args.lr_step,
+                    "accumulation_size": steps_per_epoch},
+    }[args.lr_schedule]
+    rate, _ = schedules.make_schedule(args.lr_schedule, args.lr, **hparams)
+    optimizer = optim.make_optimizer(
+        args.optimizer, args.lr, momentum=args.momentum, l1=args.l1, l2=args.l2,
+        schedule=args.lr_schedule, schedule_kwargs=hparams,
+    )
     return optimizer, rate
 
 
@@ -332,21 +243,21 @@ def _resolve(args: argparse.Namespace, spec: ModelSpec) -> None:
     defaults = {"batch_size": 100, **spec.defaults, **DATA_DEFAULTS.get(args.data, {})}
     for name, value in defaults.items():
         if getattr(args, name) is None:
-            setattr(args, name, _widths(value) if name == "hidden" else value)
+            setattr(args, name, widths(value) if name == "hidden" else value)
     if args.hidden is None:  # the CNNs' widths are fixed by their architecture
         args.hidden = ()
 
 
 def _check(args: argparse.Namespace, n: int) -> None:
     if args.batch_size > n:
-        raise _UsageError(f"argument --batch-size: {args.batch_size} is larger than the "
+        raise UsageError(f"argument --batch-size: {args.batch_size} is larger than the "
                           f"training set of {args.data} ({n} examples)")
     if args.lr_decay == 0 and args.lr_schedule in ("step", "plateau"):
-        raise _UsageError("argument --lr-decay: must be > 0 for the step and plateau schedules")
+        raise UsageError("argument --lr-decay: must be > 0 for the step and plateau schedules")
     if args.resume and args.checkpoint_dir is None:
-        raise _UsageError("argument --resume: needs --checkpoint-dir to resume from")
+        raise UsageError("argument --resume: needs --checkpoint-dir to resume from")
     if args.adversarial and args.ensemble > 1:
-        raise _UsageError("argument --adversarial: cannot be combined with --ensemble")
+        raise UsageError("argument --adversarial: cannot be combined with --ensemble")
 
 
 def train_command(args: argparse.Namespace) -> int:
@@ -358,7 +269,7 @@ def train_command(args: argparse.Namespace) -> int:
         data = load_data(args, spec)
         _check(args, len(data.x_train))
         model = build_model(args, spec, data)
-    except _UsageError as error:
+    except UsageError as error:
         print(f"dlcourse train: error: {error}", file=sys.stderr)
         return 2
     except FileNotFoundError as error:
@@ -454,58 +365,3 @@ def train_command(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- dlcourse summary --------------------------------------------------------------------
-
-
-def summary_command(args: argparse.Namespace) -> int:
-    """Run ``dlcourse summary MODEL``: the per-layer table, from shapes only."""
-    from dlcourse.summary import format_summary, summary
-
-    build, paper_shape = ARCHITECTURES[args.model]
-    shape = args.input_shape or paper_shape
-    try:
-        rows = summary(build(), shape)
-    except ValueError as error:  # e.g. an input too small for the architecture
-        print(f"dlcourse summary: error: argument --input-shape: {error}", file=sys.stderr)
-        return 2
-    total = sum(int(r["params"]) for r in rows)
-    if args.json:
-        print(json.dumps({"model": args.model, "input_shape": list(shape), "layers": rows,
-                          "total_params": total}, default=list))
-    else:
-        print(f"{args.model}, input {'x'.join(map(str, shape))}")
-        print(format_summary(rows))
-    return 0
-
-
-# --- dlcourse run ------------------------------------------------------------------------
-
-
-def _experiment_names() -> tuple[str, ...]:
-    from experiments import EXPERIMENTS
-
-    return EXPERIMENTS
-
-
-def run_command(args: argparse.Namespace) -> int:
-    """Run ``dlcourse run NAME [experiment arguments]``; returns the exit status."""
-    if args.name not in _experiment_names():
-        print(f"dlcourse run: error: argument name: unknown experiment {args.name!r}; "
-              f"expected one of {', '.join(_experiment_names())}", file=sys.stderr)
-        return 2
-    module = importlib.import_module(f"experiments.{args.name}")
-    return module.main(args.rest)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``dlcourse`` console script."""
-    parser = build_parser()
-    args, rest = parser.parse_known_args(argv)
-    if args.command != "run" and rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    args.rest = rest
-    return args.handler(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

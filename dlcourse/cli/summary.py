@@ -1,0 +1,41 @@
+"""``dlcourse summary MODEL``: an architecture's layer table from shapes only (§3.2)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from dlcourse.cli._args import shape
+from dlcourse.nets import ARCHITECTURES
+from dlcourse.summary import format_summary, summary
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    """Add the ``summary`` command to the ``dlcourse`` parser."""
+    summary = commands.add_parser(
+        "summary", help="an architecture's layers, shapes and parameters, without weights")
+    summary.add_argument("model", choices=sorted(ARCHITECTURES), help="architecture")
+    summary.add_argument("--input-shape", type=shape, default=None, metavar="H,W,C",
+                         help="input shape (default: the paper's)")
+    summary.add_argument("--json", action="store_true", help="print one JSON object")
+    summary.set_defaults(handler=summary_command)
+
+
+def summary_command(args: argparse.Namespace) -> int:
+    """Run ``dlcourse summary MODEL``: the per-layer table, from shapes only."""
+    build, paper_shape = ARCHITECTURES[args.model]
+    shape = args.input_shape or paper_shape
+    try:
+        rows = summary(build(), shape)
+    except ValueError as error:  # e.g. an input too small for the architecture
+        print(f"dlcourse summary: error: argument --input-shape: {error}", file=sys.stderr)
+        return 2
+    total = sum(int(r["params"]) for r in rows)
+    if args.json:
+        print(json.dumps({"model": args.model, "input_shape": list(shape), "layers": rows,
+                          "total_params": total}, default=list))
+    else:
+        print(f"{args.model}, input {'x'.join(map(str, shape))}")
+        print(format_summary(rows))
+    return 0
