@@ -41,8 +41,8 @@ import jax.numpy as jnp
 import optax
 
 from dlcourse import losses, optim
-from dlcourse.mlp import mlp
 from dlcourse.nets.lenet import lenet5
+from dlcourse.perceptron import mlp
 from dlcourse.rnn import rnn_classifier
 
 LR = 1e-3

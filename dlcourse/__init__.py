@@ -2,34 +2,50 @@ r"""dlcourse: the course "Neural Networks and Introduction to Deep Learning" as 
 
 Every concept of the course is a pure function, tested against ``jax.grad`` and the
 published numbers; every claim is an experiment anyone can rerun.  The modules follow
-the course:
+the course.
 
-==================  =========  ==============================================================
-module              course     contents
-==================  =========  ==============================================================
-``activations``     §2.1       identity, sigmoid, tanh, hard threshold, (leaky/parametric) ReLU,
-                               softmax, each with its explicit derivative
-``init``            §2.4.5     Glorot uniform (correct bound), N(0, 0.01), He, zeros
-``losses``          §2.4.1–2   quadratic, binary/multiclass cross-entropy, L1/L2 penalties
-``mlp``             §2.2–2.4   dense layer and MLP, forward with stored a⁽ᵏ⁾, h⁽ᵏ⁾, explicit
-                               two-pass backpropagation, ``custom_vjp``
-``optim``           §2.4.6     SGD, momentum, Nesterov, RMSProp, Adam, schedules, penalties,
-                               as optax transformations
-``dropout``         §2.4.6     inverted dropout
-``train``           §2.4.6     Algorithm 1: minibatch SGD, one compiled ``lax.scan`` per epoch;
-                               early stopping, ensembles, checkpoints
-``augment``         §2.4.6     random shifts and crops under ``vmap``
-``adversarial``     §2.4.6     FGSM and adversarial training
-``conv``            §3.1       convolution and pooling with explicit backward passes
-``layers``          §2, §3     the layer protocol's layers, batch norm, combinators
-``nets``            §3.2       LeNet-5, AlexNet, VGG, GoogLeNet, Inception-v4/-ResNet-v2, ResNet
-``summary``         §3.2       per-layer tables from shapes only
-``rnn``, ``lstm``   §4         Elman, Jordan, GRU, LSTM; scan, masking, BPTT
-``data``                       scikit-learn digits, MNIST-1D, the MNIST IDX reader
-``sequence_data``   §4         the adding problem, MNIST-1D as sequences
-``checkpoint``                 atomic, checksummed training checkpoints
-``cli``                        the ``dlcourse`` command
-==================  =========  ==============================================================
+The package's folders are the layers of the architecture, one way down: the course's
+functional kernels (each explicit backward pass right below its forward pass) -> the
+layer protocol and its layers -> the architectures -> training -> the command line and
+the experiments.
+
+=====================  =========  ============================================================
+module                 course     contents
+=====================  =========  ============================================================
+``activations``        §2.1       φ and ψ with explicit derivatives and VJPs, softmax,
+                                  LeCun's tanh; activations by name
+``initializers``       §2.4.5     Glorot uniform (correct bound), N(0, 0.01), He, zeros
+``losses``             §2.4.1     quadratic, binary and multiclass cross-entropy
+``metrics``            §2.4.1     accuracy, fraction correct, within-tolerance
+``penalties``          §2.4.2     Ω and ∇Ω (L1, L2, weights only), add_l1 / add_l2
+``dense``              §2.2       the dense layer and its backward pass
+``perceptron``         §2.2–2.4   the MLP: forward with stored a⁽ᵏ⁾, h⁽ᵏ⁾, the course's
+                                  two-pass backpropagation, ``custom_vjp``, the ``mlp`` layer
+``conv``, ``pool``     §3.1       convolution, max and mean pooling, explicit backward passes
+``dropout``            §2.4.6     inverted dropout
+``normalization``      §3.2       batch norm, local response normalization
+``layers``             §2, §3     the layer protocol's layers, combinators, shapes, summary
+``nets``               §3.2       LeNet-5, AlexNet, VGG, GoogLeNet, Inception-v4/-ResNet-v2,
+                                  ResNet, the MNIST-1D CNN
+``rnn``                §4         the scan driver, Elman, Jordan, GRU, LSTM, sequence models
+``optim``              §2.4.6     SGD, momentum, Nesterov, RMSProp, Adam as optax
+                                  transformations
+``schedules``          §2.4.6     1/r, step decay, reduce on plateau
+``train``              §2.4.6     Algorithm 1: one compiled ``lax.scan`` per epoch; early
+                                  stopping, ensembles, checkpoints
+``checkpoint``                    atomic, checksummed training checkpoints
+``augment``            §2.4.6     random shifts, crops and flips under ``vmap``
+``adversarial``        §2.4.6     FGSM and adversarial training
+``datasets``                      digits, MNIST-1D, MNIST (IDX), the adding problem,
+                                  ``Dataset.from_arrays``
+``plots``                         training curves, learned filters
+``cli``                           the ``dlcourse`` command
+=====================  =========  ============================================================
+
+The names a script or a notebook needs are importable from the top level
+(``dl.mlp``, ``dl.fit``, ``dl.adam``, ``dl.conv_apply``, ``dl.rnn_classifier``,
+``dl.mnist1d``, ``dl.plot_history``); the modules stay reachable as ``dl.<module>``.
+No top-level name shadows a module.
 
 Conventions (one set, for every chapter)
 ----------------------------------------
@@ -57,15 +73,89 @@ Conventions (one set, for every chapter)
 * **Randomness** always comes from an explicit ``jax.random`` key.
 """
 
-# During the redesign the package imports its modules lazily, so that one module being
-# rewritten never breaks the import of the others.  The public API is rebuilt at the end.
-import importlib as _importlib
+from dlcourse import (
+    activations,
+    adversarial,
+    augment,
+    checkpoint,
+    conv,
+    datasets,
+    dense,
+    dropout,
+    initializers,
+    layers,
+    losses,
+    metrics,
+    nets,
+    normalization,
+    optim,
+    penalties,
+    perceptron,
+    plots,
+    pool,
+    rnn,
+    schedules,
+    train,
+)
+from dlcourse._types import Array, Layer, Params, PRNGKey, Shape, State
+from dlcourse.adversarial import adversarial_accuracy, fgsm, make_adversarial_objective
+from dlcourse.augment import make_augment
+from dlcourse.checkpoint import load_checkpoint, save_checkpoint
+from dlcourse.conv import conv_apply, conv_backward, conv_init
+from dlcourse.datasets import (
+    Dataset,
+    adding_problem,
+    digits,
+    mnist,
+    mnist1d,
+    mnist1d_sequence,
+)
+from dlcourse.dense import dense_apply, dense_backward, dense_init
+from dlcourse.layers.summary import format_summary, summary
+from dlcourse.losses import binary_cross_entropy, quadratic, softmax_cross_entropy
+from dlcourse.metrics import accuracy
+from dlcourse.optim import adam, make_optimizer, momentum, nesterov, rmsprop, sgd
+from dlcourse.penalties import add_l1, add_l2, l1_penalty, l2_penalty, weight_mask
+from dlcourse.perceptron import (
+    mlp,
+    mlp_apply,
+    mlp_backprop,
+    mlp_backward,
+    mlp_forward,
+    mlp_init,
+    mlp_loss,
+)
+from dlcourse.plots import plot_filters, plot_history
+from dlcourse.pool import global_mean_pool, max_pool, mean_pool
+from dlcourse.rnn import recurrent, rnn_classifier, rnn_regressor
+from dlcourse.schedules import inverse, reduce_on_plateau, step_decay
+from dlcourse.train import FitResult, fit, make_evaluate
 
 __version__ = "0.1.0"
 
-
-def __getattr__(name: str):
-    try:
-        return _importlib.import_module(f"dlcourse.{name}")
-    except ModuleNotFoundError:
-        raise AttributeError(f"module 'dlcourse' has no attribute {name!r}") from None
+__all__ = [
+    # types
+    "Array", "Layer", "PRNGKey", "Params", "Shape", "State",
+    # modules
+    "activations", "adversarial", "augment", "checkpoint", "conv", "datasets", "dense",
+    "dropout", "initializers", "layers", "losses", "metrics", "nets", "normalization",
+    "optim", "penalties", "perceptron", "plots", "pool", "rnn", "schedules", "train",
+    # §2 neurons, the MLP and backpropagation
+    "dense_apply", "dense_backward", "dense_init", "mlp", "mlp_apply", "mlp_backprop",
+    "mlp_backward", "mlp_forward", "mlp_init", "mlp_loss",
+    # §2.4 losses, penalties, optimization, training
+    "accuracy", "add_l1", "add_l2", "adam", "binary_cross_entropy", "inverse",
+    "l1_penalty", "l2_penalty", "make_optimizer", "momentum", "nesterov", "quadratic",
+    "reduce_on_plateau", "rmsprop", "sgd", "softmax_cross_entropy", "step_decay",
+    "weight_mask", "FitResult", "fit", "make_evaluate", "load_checkpoint",
+    "save_checkpoint", "make_augment", "adversarial_accuracy", "fgsm",
+    "make_adversarial_objective",
+    # §3 convolutional networks
+    "conv_apply", "conv_backward", "conv_init", "global_mean_pool", "max_pool",
+    "mean_pool", "format_summary", "summary", "plot_filters",
+    # §4 recurrent networks
+    "recurrent", "rnn_classifier", "rnn_regressor",
+    # data and plots
+    "Dataset", "adding_problem", "digits", "mnist", "mnist1d", "mnist1d_sequence",
+    "plot_history",
+]

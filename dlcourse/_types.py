@@ -53,7 +53,7 @@ class Layer(NamedTuple):
     ``shape_rule(input_shape, visit) -> output_shape``, which calls
     ``visit(name, child, shape)`` (the child's output shape) once per child, in order:
     the one statement of its wiring of shapes, from which its ``init`` is built and
-    which :func:`dlcourse.summary.summary` walks (:mod:`dlcourse.layers.combinators`).
+    which :func:`dlcourse.layers.summary.summary` walks (:mod:`dlcourse.layers.combinators`).
     ``apply`` never reads ``info``.
 
     Everything the later chapters need fits this one signature: dropout reads ``key``

@@ -20,6 +20,35 @@ import jax.numpy as jnp
 
 from dlcourse._types import Array
 
+__all__ = [
+    "ACTIVATIONS",
+    "OUTPUT_FUNCTIONS",
+    "check_output",
+    "get_activation",
+    "hard_threshold",
+    "hard_threshold_derivative",
+    "identity",
+    "identity_derivative",
+    "leaky_relu",
+    "leaky_relu_derivative",
+    "lecun_tanh",
+    "lecun_tanh_derivative",
+    "output_apply",
+    "output_vjp",
+    "prelu",
+    "prelu_alpha_derivative",
+    "prelu_derivative",
+    "relu",
+    "relu_derivative",
+    "sigmoid",
+    "sigmoid_derivative",
+    "softmax",
+    "softmax_jacobian",
+    "softmax_vjp",
+    "tanh",
+    "tanh_derivative",
+    "Activation",
+]
 
 def identity(x: Array) -> Array:
     r"""$\phi(x) = x$ (§2.1): the output function of a regression network."""

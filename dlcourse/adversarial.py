@@ -30,8 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlcourse import losses
-from dlcourse.metrics import accuracy
 from dlcourse._types import Array, Layer, Params, PRNGKey, State
+from dlcourse.metrics import accuracy
 
 __all__ = [
     "adversarial_accuracy",

@@ -24,7 +24,7 @@ compiles once per shape rather than once per operation.  The same key gives the 
 batch.
 
 Zero filling (``mode="constant"``) fills with the value 0: for standardized inputs
-(``dlcourse.data``) that is the training mean, the neutral value.
+(``dlcourse.datasets``) that is the training mean, the neutral value.
 """
 
 from __future__ import annotations

@@ -32,11 +32,22 @@ from tqdm.auto import tqdm
 
 from dlcourse import losses
 from dlcourse._io import atomic_write
-from dlcourse.metrics import correct
 from dlcourse._types import Array, Layer, Params, PRNGKey, State
 from dlcourse.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from dlcourse.data import Dataset
-from dlcourse.optim import PlateauState
+from dlcourse.datasets import Dataset
+from dlcourse.metrics import correct
+from dlcourse.schedules import PlateauState
+
+__all__ = [
+    "current_learning_rate",
+    "ensemble_log_probs",
+    "epoch_batches",
+    "fit",
+    "make_evaluate",
+    "make_train_epoch",
+    "write_history",
+    "FitResult",
+]
 
 LossFn = Callable[[Array, Array], Array]
 MetricFn = Callable[[Array, Array], Array]
@@ -119,7 +130,7 @@ def make_train_epoch(
       ``metric_fn``) of the epoch.
       ``x`` and ``y`` are the whole training set, on the device.  The optimizer's
       ``update`` also receives ``value=`` the minibatch loss, which
-      :func:`dlcourse.optim.reduce_on_plateau` monitors (others ignore it).  With
+      :func:`dlcourse.schedules.reduce_on_plateau` monitors (others ignore it).  With
       ``ensemble=True`` the parameters carry a leading member axis (see :func:`fit`).
       ``augment(key, x_batch)`` transforms each minibatch inside the step
       (:mod:`dlcourse.augment`); ``objective(model, loss_fn, params, state, x, y, key)``
@@ -238,7 +249,7 @@ def current_learning_rate(
     r"""The rate $\varepsilon_r$ in force after ``step`` updates, for the history.
 
     ``learning_rate`` is the optimizer's base rate or schedule (``count -> rate``); any
-    :class:`~dlcourse.optim.PlateauState` found in ``opt_state`` multiplies it by its
+    :class:`~dlcourse.schedules.PlateauState` found in ``opt_state`` multiplies it by its
     current scale.  ``None`` when the rate is not known.
     """
     if learning_rate is None:
@@ -295,7 +306,7 @@ def fit(
 
     Args:
       model: a :class:`~dlcourse.Layer`; its ``init`` sees one example's shape.
-      data: a :class:`~dlcourse.data.Dataset`.
+      data: a :class:`~dlcourse.datasets.Dataset`.
       optimizer: an optax transformation, e.g. ``dlcourse.optim.sgd(0.1)``.
       epochs: the maximum number of passes over the training set.
       batch_size: $m$.

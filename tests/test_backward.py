@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from dlcourse import conv, dense, mlp, pool
+from dlcourse import conv, dense, perceptron, pool
 from dlcourse import rnn as R
 
 
@@ -39,7 +39,7 @@ def _dense(key):
 
 def _mlp(key):
     k1, k2 = jax.random.split(key)
-    return mlp.mlp_init(k1, (6, 8, 7, 3), dtype=jnp.float64), _normal(k2, (4, 6))
+    return perceptron.mlp_init(k1, (6, 8, 7, 3), dtype=jnp.float64), _normal(k2, (4, 6))
 
 
 def _conv(ndim: int):
@@ -67,8 +67,8 @@ POOL = dict(window=3, stride=2, padding=1)
 CASES: dict[str, Case] = {
     "dense": Case(dense.dense_apply, dense.dense_backward, _dense),
     "mlp": Case(
-        lambda p, x: mlp.mlp_apply(p, x, activation="tanh", output="softmax"),
-        lambda p, x, dy: mlp.mlp_backward(p, x, dy, activation="tanh", output="softmax"),
+        lambda p, x: perceptron.mlp_apply(p, x, activation="tanh", output="softmax"),
+        lambda p, x, dy: perceptron.mlp_backward(p, x, dy, activation="tanh", output="softmax"),
         _mlp,
     ),
     "conv1d": Case(

@@ -14,8 +14,8 @@ import pytest
 
 from dlcourse import optim, schedules
 from dlcourse.losses import softmax_cross_entropy
-from dlcourse.mlp import mlp_apply, mlp_init
 from dlcourse.penalties import add_l2
+from dlcourse.perceptron import mlp_apply, mlp_init
 
 EPS = 1e-8
 NAMES = ["sgd", "momentum", "nesterov", "rmsprop", "adam"]

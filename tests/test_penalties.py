@@ -9,7 +9,6 @@ import pytest
 from test_optim import G1, _mlp_problem, _tree
 
 from dlcourse import optim
-from dlcourse.mlp import mlp_init, mlp_loss
 from dlcourse.penalties import (
     add_l1,
     add_l2,
@@ -19,6 +18,7 @@ from dlcourse.penalties import (
     l2_penalty_grad,
     weight_mask,
 )
+from dlcourse.perceptron import mlp_init, mlp_loss
 
 JIT = pytest.mark.parametrize("use_jit", [False, True], ids=["eager", "jit"])
 

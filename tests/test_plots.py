@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from matplotlib.figure import Figure
 
 from dlcourse.plots import filter_images, first_kernel, plot_filters, plot_history

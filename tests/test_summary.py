@@ -20,8 +20,8 @@ from dlcourse.layers import (
     residual,
     serial,
 )
+from dlcourse.layers.summary import format_summary, summary
 from dlcourse.nets import alexnet, googlenet, lenet5, resnet18
-from dlcourse.summary import format_summary, summary
 
 # The course's table (§3.2): name, output shape, filters, kernel, stride, padding (the
 # hyper-parameters as the constructors got them: a square kernel k is the int k).

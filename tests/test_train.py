@@ -6,9 +6,9 @@ import numpy as np
 import optax
 import pytest
 
-from dlcourse import data as D
+from dlcourse import datasets as D
 from dlcourse import losses, metrics
-from dlcourse.mlp import mlp
+from dlcourse.perceptron import mlp
 from dlcourse.train import epoch_batches, fit, make_evaluate, make_train_epoch
 
 
@@ -101,7 +101,7 @@ def test_early_stopping_restores_best_epoch(digits, key):
 
 
 def test_resume_gives_bit_identical_parameters(digits, key, tmp_path):
-    model = mlp((32,), 10, dropout=0.2)
+    model = mlp((32,), 10, drop_rate=0.2)
     opt = optax.adam(1e-2)
     kwargs = dict(epochs=6, batch_size=64, key=key, early_stopping=4)
     full = fit(model, digits, opt, **kwargs)
@@ -147,10 +147,10 @@ def test_ensemble_trains_members_under_vmap(digits, key):
 
 def test_reduce_on_plateau_inside_the_compiled_epoch(digits, key):
     """The plateau rule sees each minibatch loss (value=) and judges once per epoch."""
-    from dlcourse import optim
+    from dlcourse import optim, schedules
 
     steps = len(digits.x_train) // 100
-    opt = optax.chain(optim.sgd(0.5), optim.reduce_on_plateau(
+    opt = optax.chain(optim.sgd(0.5), schedules.reduce_on_plateau(
         factor=0.5, patience=1, accumulation_size=steps, rtol=0.05))
     result = fit(mlp((32,), 10), digits, opt, epochs=12, batch_size=100, key=key,
                  learning_rate=0.5)

@@ -7,8 +7,8 @@ import json
 import sys
 
 from dlcourse.cli._args import shape
+from dlcourse.layers.summary import format_summary, summary
 from dlcourse.nets import ARCHITECTURES
-from dlcourse.summary import format_summary, summary
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:

@@ -30,8 +30,8 @@ from dlcourse.cli._args import (
 )
 from dlcourse.layers import param_count
 from dlcourse.metrics import adding_correct, correct
-from dlcourse.mlp import HIDDEN_ACTIVATIONS, mlp
 from dlcourse.nets import lenet5, lenet5_original, mnist1d_cnn
+from dlcourse.perceptron import HIDDEN_ACTIVATIONS, mlp
 from dlcourse.plots import first_kernel, plot_filters, plot_history
 from dlcourse.rnn import get_cell, rnn_classifier, rnn_regressor
 from dlcourse.train import fit, make_evaluate

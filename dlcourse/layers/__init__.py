@@ -22,7 +22,7 @@ A combinator nests its children's ``params`` and ``state`` under their names
 (``{"conv1": {"W": ..., "b": ...}}``, automatic names by kind), a child without
 parameters has no entry, and child $i$ draws with ``jax.random.fold_in(key, i)``; its
 ``info["shape_rule"]`` is the one statement of its shape wiring, read by ``init`` and by
-:func:`dlcourse.summary.summary` (see :mod:`dlcourse.layers.combinators`).  A shape that
+:func:`dlcourse.layers.summary.summary` (see :mod:`dlcourse.layers.combinators`).  A shape that
 does not fit raises a :class:`ShapeError` (a ``ValueError``) at ``init``, naming the
 layer by its path: ``layer 'features.conv2' (Conv): ...``.
 """

@@ -26,7 +26,7 @@ The shape rule.  A combinator's ``info`` holds its named ``"children"`` and its
 rule calls it once for every child, in the order of ``children``, and combines the
 results (a chain threads them, :func:`parallel` adds up the channels).  ``init`` is
 :func:`combinator_init` driving the rule with the children's ``init``s, and
-:func:`dlcourse.summary.summary` drives the same rule with its own ``visit`` to give
+:func:`dlcourse.layers.summary.summary` drives the same rule with its own ``visit`` to give
 one row per leaf: a new combinator needs no edit anywhere else.  A shape that does not
 combine raises a :class:`~dlcourse.layers.ShapeError`; each enclosing combinator
 prefixes the child's name, so the message reads ``layer 'features.conv2' (Conv): ...``.

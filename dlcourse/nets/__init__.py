@@ -20,11 +20,11 @@ compat=True)``
 
 Count them without allocating a weight with :func:`dlcourse.layers.abstract_init` and
 :func:`dlcourse.layers.param_count`, and print their layer table with
-:func:`dlcourse.summary.summary`::
+:func:`dlcourse.layers.summary.summary`::
 
     from dlcourse.layers import abstract_init, param_count
     from dlcourse.nets import alexnet
-    from dlcourse.summary import format_summary, summary
+    from dlcourse.layers.summary import format_summary, summary
     param_count(abstract_init(alexnet(), (227, 227, 3))[1])   # 62_378_344
     print(format_summary(summary(alexnet(), (227, 227, 3))))
 """

@@ -461,7 +461,7 @@ def lstm_apply_explicit(
     The same values as :func:`lstm_forward`'s ``hs`` and its final carry, but
     ``jax.grad`` (or ``jax.vjp``) of anything computed from them runs the explicit
     backprop through time of :func:`lstm_backward` (through ``jax.custom_vjp``, as
-    :func:`dlcourse.mlp.mlp_apply_explicit` does for the MLP) instead of differentiating
+    :func:`dlcourse.perceptron.mlp_apply_explicit` does for the MLP) instead of differentiating
     the scan: the course's algorithm doing the work of autodiff.  Every variant.
 
     Cotangents flow to all three inputs: ``params``, ``xs`` and ``carry0`` (so a

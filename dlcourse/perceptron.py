@@ -33,6 +33,23 @@ from dlcourse._types import Array, Layer, Params, PRNGKey, Shape, State
 from dlcourse.dense import dense_apply, dense_backward, dense_init
 from dlcourse.dropout import check_drop_rate, dropout_mask
 
+__all__ = [
+    "HIDDEN_ACTIVATIONS",
+    "LOSSES",
+    "PRELU_INIT",
+    "mlp",
+    "mlp_apply",
+    "mlp_apply_explicit",
+    "mlp_backprop",
+    "mlp_backward",
+    "mlp_backward_from_cache",
+    "mlp_forward",
+    "mlp_init",
+    "mlp_loss",
+    "num_layers",
+    "output_gradient",
+]
+
 HIDDEN_ACTIVATIONS = (*act.ACTIVATIONS, "prelu")  # the hidden phi: element-wise, or PReLU
 LOSSES = ("quadratic", "cross_entropy")
 PRELU_INIT = 0.25  # He et al. 2015's initial slope

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from dlcourse._types import Layer, Shape
-from dlcourse.layers import ShapeError, abstract_init, param_count
+from dlcourse.layers.shapes import ShapeError, abstract_init, param_count
 
 __all__ = ["format_summary", "summary"]
 

@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from dlcourse import mlp as M
+from dlcourse import perceptron as M
 from dlcourse.dropout import dropout_mask
 
 
