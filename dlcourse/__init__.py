@@ -97,6 +97,7 @@ from dlcourse import (
     schedules,
     train,
 )
+from dlcourse._padding import conv_output_size, pool_output_size
 from dlcourse._types import Array, Layer, Params, PRNGKey, Shape, State
 from dlcourse.adversarial import adversarial_accuracy, fgsm, make_adversarial_objective
 from dlcourse.augment import make_augment
@@ -151,7 +152,8 @@ __all__ = [
     "save_checkpoint", "make_augment", "adversarial_accuracy", "fgsm",
     "make_adversarial_objective",
     # §3 convolutional networks
-    "conv_apply", "conv_backward", "conv_init", "global_mean_pool", "max_pool",
+    "conv_apply", "conv_backward", "conv_init", "conv_output_size", "pool_output_size",
+    "global_mean_pool", "max_pool",
     "mean_pool", "format_summary", "summary", "plot_filters",
     # §4 recurrent networks
     "recurrent", "rnn_classifier", "rnn_regressor",

@@ -3,7 +3,7 @@ through a deep tanh network; the bound as the course prints it, c = √6/(N_k+N_
 is a typo that makes every layer shrink its input ~20-fold, so a deep network starts
 with no signal at its top and no gradient at its bottom, and trains far worse.
 
-Run:      dlcourse run ch2_glorot_init      (or python -m experiments.ch2_glorot_init)
+Run:      dlcourse run ch2_glorot_init      (or python -m dlcourse.experiments.ch2_glorot_init)
 Expected: activation std at hidden layer 10 / layer 1: 0.49 with Glorot's bound, 7e-13
           with the printed one, 1.3 with N(0, 0.01) (std ~0.6, near tanh's saturation).
           Test accuracy after 30 epochs of SGD on MNIST-1D: 0.69 ± 0.01 (Glorot), 0.09
@@ -22,11 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dlcourse import data as datasets
-from dlcourse import optim
-from dlcourse._types import Layer
-from dlcourse.mlp import mlp, mlp_backprop, mlp_forward
-from dlcourse.train import fit, make_evaluate
+import dlcourse as dl
+
 from ._common import experiment_main, finish, markdown_table, mean_std, subplots
 
 
@@ -73,7 +70,7 @@ def reinit(params: dict, init: str, key: jax.Array) -> dict:
     return out
 
 
-def with_init(model: Layer, init: str) -> Layer:
+def with_init(model: dl.Layer, init: str) -> dl.Layer:
     """The same model, its weights drawn by ``init``."""
 
     def init_fn(key, input_shape):
@@ -81,12 +78,12 @@ def with_init(model: Layer, init: str) -> Layer:
         shape, params, state = model.init(k_model, input_shape)
         return shape, reinit(params, init, k_w), state
 
-    return Layer(init_fn, model.apply, model.info)
+    return dl.Layer(init_fn, model.apply, model.info)
 
 
 def run(config: Config) -> dict:
     """Per init and seed: activation std and gradient norm per layer at init, test accuracy."""
-    data = datasets.mnist1d()
+    data = dl.mnist1d()
     x = jnp.asarray(data.x_train[: config.probe_examples])
     y = jnp.asarray(data.y_train[: config.probe_examples])
     hidden = (config.width,) * config.depth
@@ -94,19 +91,19 @@ def run(config: Config) -> dict:
     for init in config.inits:
         runs = []
         for seed in config.seeds:
-            model = with_init(mlp(hidden, data.num_classes, activation=config.activation), init)
+            model = with_init(dl.mlp(hidden, data.num_classes, activation=config.activation), init)
             _, params, _ = model.init(jax.random.PRNGKey(seed), data.input_shape)
-            _, cache = mlp_forward(params, x, activation=config.activation)
+            _, cache = dl.mlp_forward(params, x, activation=config.activation)
             act_std = [float(cache[f"h{k}"].std()) for k in range(1, config.depth + 1)]
             # the course's explicit backprop (§2.4.4) gives the per-layer gradients
-            _, grads = mlp_backprop(params, x, y, activation=config.activation,
+            _, grads = dl.mlp_backprop(params, x, y, activation=config.activation,
                                     output="softmax", loss="cross_entropy")
             grad_norm = [float(jnp.linalg.norm(grads[f"fc{k}"]["W"]))
                          for k in range(1, config.depth + 2)]
-            result = fit(model, data, optim.sgd(config.learning_rate), epochs=config.epochs,
+            result = dl.fit(model, data, dl.sgd(config.learning_rate), epochs=config.epochs,
                          batch_size=config.batch_size, key=jax.random.PRNGKey(seed),
                          progress=False)
-            test = make_evaluate(model)(result.params, result.state, data.x_test, data.y_test)
+            test = dl.make_evaluate(model)(result.params, result.state, data.x_test, data.y_test)
             runs.append({
                 "seed": seed, "activation_std": act_std, "grad_norm": grad_norm,
                 "val_accuracy": [r["val_accuracy"] for r in result.history],

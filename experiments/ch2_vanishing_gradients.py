@@ -2,7 +2,8 @@
 a network with many layers backpropagation multiplies many small factors and the first
 layers receive almost no gradient; this is why ReLU supplanted it.
 
-Run:      dlcourse run ch2_vanishing_gradients   (or python -m experiments.ch2_vanishing_gradients)
+Run:      dlcourse run ch2_vanishing_gradients
+          (or python -m dlcourse.experiments.ch2_vanishing_gradients)
 Expected: at initialization (Glorot), ‖∇W⁽¹⁾‖/‖∇W⁽ᴸ⁺¹⁾‖ is 0.17, 9e-3, 7e-4, 4e-7 for
           1, 3, 5, 10 sigmoid hidden layers and stays near 1 for tanh and ReLU; after 20
           epochs of SGD on MNIST-1D, sigmoid networks of 5 and 10 layers are at chance
@@ -20,10 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dlcourse import data as datasets
-from dlcourse import optim
-from dlcourse.mlp import mlp, mlp_backprop
-from dlcourse.train import fit, make_evaluate
+import dlcourse as dl
+
 from ._common import experiment_main, finish, markdown_table, mean_std, subplots
 
 
@@ -44,24 +43,24 @@ QUICK = {"seeds": (0,), "depths": (1, 4), "width": 32, "epochs": 2}
 
 def run(config: Config) -> dict:
     """Per activation, depth and seed: per-layer gradient norms at init, test accuracy."""
-    data = datasets.mnist1d()
+    data = dl.mnist1d()
     x = jnp.asarray(data.x_train[: config.probe_examples])
     y = jnp.asarray(data.y_train[: config.probe_examples])
     results: dict = {"runs": []}
     for activation in config.activations:
         for depth in config.depths:
             for seed in config.seeds:
-                model = mlp((config.width,) * depth, data.num_classes, activation=activation)
+                model = dl.mlp((config.width,) * depth, data.num_classes, activation=activation)
                 _, params, _ = model.init(jax.random.PRNGKey(seed), data.input_shape)
                 # the course's two-pass backpropagation (§2.4.4)
-                _, grads = mlp_backprop(params, x, y, activation=activation, output="softmax",
+                _, grads = dl.mlp_backprop(params, x, y, activation=activation, output="softmax",
                                         loss="cross_entropy")
                 norms = [float(jnp.linalg.norm(grads[f"fc{k}"]["W"]))
                          for k in range(1, depth + 2)]
-                result = fit(model, data, optim.sgd(config.learning_rate),
+                result = dl.fit(model, data, dl.sgd(config.learning_rate),
                              epochs=config.epochs, batch_size=config.batch_size,
                              key=jax.random.PRNGKey(seed), progress=False)
-                test = make_evaluate(model)(result.params, result.state, data.x_test,
+                test = dl.make_evaluate(model)(result.params, result.state, data.x_test,
                                             data.y_test)
                 results["runs"].append({
                     "activation": activation, "depth": depth, "seed": seed,

@@ -5,7 +5,8 @@ The task is their adding problem (Experiment 4, Table 7): two marked values amon
 steps, the first in the first 10 steps; the target 0.5 + (X₁ + X₂)/4 is given at the
 end, and a sequence is correct when the absolute error is under 0.04.
 
-Run:      dlcourse run ch4_long_dependencies   (or python -m experiments.ch4_long_dependencies)
+Run:      dlcourse run ch4_long_dependencies
+          (or python -m dlcourse.experiments.ch4_long_dependencies)
 Expected: fraction of test sequences correct, Elman / LSTM: 0.951 / 1.000 at T = 10,
           0.152 / 1.000 at T = 50, 0.145 / 0.993 at T = 100, where predicting the mean
           gives 0.15: beyond T = 10 the Elman network learns nothing.
@@ -19,12 +20,10 @@ import sys
 from collections.abc import Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from dlcourse import losses, optim, sequence_data
-from dlcourse.rnn import rnn_regressor
-from dlcourse.train import fit, make_evaluate
+import dlcourse as dl
+
 from ._common import experiment_main, finish, markdown_table, mean_std, subplots
 
 
@@ -45,28 +44,23 @@ QUICK = {"lengths": (10,), "hidden": 16, "epochs": 2, "n_train": 1_000, "n_test"
          "batch_size": 100}
 
 
-def correct(outputs: jax.Array, y: jax.Array) -> jax.Array:
-    """1.0 per sequence whose output is within 0.04 of the target."""
-    return (jnp.abs(outputs - y) < sequence_data.ADDING_TOLERANCE).all(-1).astype(jnp.float32)
-
-
 def run(config: Config) -> dict:
     """Per cell, length and seed: test MSE, fraction correct, and the learning curve."""
     results: dict = {"runs": []}
     for length in config.lengths:
         for seed in config.seeds:
-            data = sequence_data.adding_problem(length, n_train=config.n_train,
-                                                n_test=config.n_test, seed=seed)
+            data = dl.adding_problem(length, n_train=config.n_train,
+                                           n_test=config.n_test, seed=seed)
             # the trivial baseline: always predict the training mean
             mean = float(data.y_train.mean())
-            baseline = float(np.mean(np.abs(data.y_test - mean) < 0.04))
+            baseline = float(np.mean(np.abs(data.y_test - mean) < dl.metrics.ADDING_TOLERANCE))
             for cell in config.cells:
-                model = rnn_regressor(cell, hidden=config.hidden)
-                result = fit(model, data, optim.adam(config.learning_rate),
+                model = dl.rnn_regressor(cell, hidden=config.hidden)
+                result = dl.fit(model, data, dl.adam(config.learning_rate),
                              epochs=config.epochs, batch_size=config.batch_size,
-                             key=jax.random.PRNGKey(seed), loss_fn=losses.quadratic,
-                             metric_fn=correct, progress=False)
-                test = make_evaluate(model, losses.quadratic, metric_fn=correct)(
+                             key=jax.random.PRNGKey(seed), loss_fn=dl.quadratic,
+                             metric_fn=dl.metrics.adding_correct, progress=False)
+                test = dl.make_evaluate(model, dl.quadratic, metric_fn=dl.metrics.adding_correct)(
                     result.params, result.state, data.x_test, data.y_test)
                 results["runs"].append({
                     "cell": cell, "length": length, "seed": seed,

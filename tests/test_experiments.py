@@ -5,7 +5,7 @@ import json
 import pytest
 
 from dlcourse.cli import main
-from experiments import EXPERIMENTS
+from dlcourse.experiments import EXPERIMENTS
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
@@ -14,7 +14,8 @@ def test_experiment_quick(name, tmp_path, monkeypatch, capsys):
     out = tmp_path / name
     assert main(["run", name, "--quick", f"--out={out}"]) == 0
     printed = capsys.readouterr().out
-    assert "verdict:" in printed
+    # the quick mode is a smaller version of the claim, chosen so that the claim shows
+    assert "verdict: claim holds" in printed, printed
     for file in ("config.json", "results.json", "table.md", "plot.png"):
         assert (out / file).stat().st_size > 0
     assert json.loads((out / "config.json").read_text())["seeds"] == [0]
