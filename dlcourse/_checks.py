@@ -61,9 +61,10 @@ def check_positive_int(fn: str, name: str, value: Any) -> int:
 
 
 def check_int_tuple(
-    fn: str, name: str, value: Any, ndim: int | None = None, *, minimum: int = 1
+    fn: str, name: str, value: Any, ndim: int | None = None, *, minimum: int | None = 1
 ) -> tuple[int, ...]:
-    """An int or a sequence of ints ``>= minimum``; ``ndim`` entries when it is given.
+    """An int or a sequence of ints ``>= minimum`` (any ints when ``minimum`` is None);
+    ``ndim`` entries when it is given.
 
     A single int is repeated ``ndim`` times (``kernel=5`` is ``(5, 5)`` in 2-D); with
     ``ndim=None`` it becomes a 1-tuple and a sequence may have any non-zero length.
@@ -78,9 +79,9 @@ def check_int_tuple(
     if (
         not values
         or (ndim is not None and len(values) != ndim)
-        or not all(is_int(v) and v >= minimum for v in values)
+        or not all(is_int(v) and (minimum is None or v >= minimum) for v in values)
     ):
-        bound = "positive ints" if minimum == 1 else f"ints >= {minimum}"
+        bound = {1: "positive ints", None: "ints"}.get(minimum, f"ints >= {minimum}")
         count = f"{ndim} " if ndim is not None else ""
         raise ValueError(
             f"{fn}: {name} must be an int or a tuple of {count}{bound}, got {name}={value!r}."

@@ -29,15 +29,14 @@ Zero filling (``mode="constant"``) fills with the value 0: for standardized inpu
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from dlcourse._checks import check_choice, check_int_tuple, check_range, is_int
 from dlcourse._types import Array, PRNGKey
 
 __all__ = [
@@ -79,19 +78,8 @@ def _spatial_axes(fn: str, x: Any) -> int:
 
 
 def _per_axis(fn: str, name: str, value: Any, n: int) -> tuple[int, ...]:
-    """An int or a tuple of ``n`` ints, as a tuple of ``n`` Python ints."""
-    values = tuple(value) if isinstance(value, (tuple, list)) else (value,) * n
-    if len(values) != n or not all(_is_int(v) for v in values):
-        raise ValueError(
-            f"{fn}: {name} must be an int or a tuple of {n} ints (one per spatial axis), "
-            f"got {name}={value!r}."
-        )
-    return tuple(int(v) for v in values)
-
-
-def _is_int(v: Any) -> bool:
-    """A Python or NumPy integer, not a bool."""
-    return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+    """An int or a tuple of ``n`` ints (any sign; the callers bound them)."""
+    return check_int_tuple(fn, name, value, n, minimum=None)
 
 
 def _check_max_shift(fn: str, max_shift: Any, sizes: Sequence[int] | None = None) -> None:
@@ -112,11 +100,6 @@ def _check_max_shift(fn: str, max_shift: Any, sizes: Sequence[int] | None = None
             f"{tuple(sizes)} on every axis (a shift by the whole size leaves nothing of "
             f"the example); use a smaller max_shift."
         )
-
-
-def _check_mode(fn: str, mode: Any) -> None:
-    if mode not in _MODES:
-        raise ValueError(f"{fn}: mode must be one of {_MODES}, got mode={mode!r}.")
 
 
 def _check_key(fn: str, key: Any) -> None:
@@ -207,7 +190,7 @@ def shift(x: Array, offsets: Array, *, mode: str = "constant") -> Array:
       Course §2.4.6 (data augmentation).
     """
     n = _spatial_axes("shift", x)
-    _check_mode("shift", mode)
+    check_choice("shift", "mode", mode, _MODES)
     offsets = jnp.asarray(offsets)
     if offsets.shape != (x.shape[0], n) or not jnp.issubdtype(offsets.dtype, jnp.integer):
         raise ValueError(
@@ -260,7 +243,7 @@ def random_shift(
     _check_key("random_shift", key)
     n = _spatial_axes("random_shift", x)
     _check_max_shift("random_shift", max_shift, x.shape[1 : 1 + n])
-    _check_mode("random_shift", mode)
+    check_choice("random_shift", "mode", mode, _MODES)
     return shift(x, shift_offsets(key, x.shape, max_shift), mode=mode)
 
 
@@ -305,9 +288,9 @@ def random_crop(
     fn = "random_crop"
     _check_key(fn, key)
     n = _spatial_axes(fn, x)
-    _check_mode(fn, mode)
+    check_choice(fn, "mode", mode, _MODES)
     sizes = _per_axis(fn, "size", size, n)
-    if not _is_int(padding) or padding < 0:
+    if not is_int(padding) or padding < 0:
         raise ValueError(f"{fn}: padding must be an int >= 0, got padding={padding!r}.")
     padded = tuple(d + 2 * padding for d in x.shape[1 : 1 + n])
     if any(s < 1 or s > d for s, d in zip(sizes, padded, strict=True)):
@@ -364,8 +347,8 @@ def random_flip(key: PRNGKey, x: Array, *, axis: int = -2, flip_prob: float = 0.
     _check_key(fn, key)
     n = _spatial_axes(fn, x)
     ndim = n + 2
-    ax = int(axis) + ndim if _is_int(axis) and axis < 0 else axis
-    if not _is_int(axis) or not 1 <= ax <= n:
+    ax = int(axis) + ndim if is_int(axis) and axis < 0 else axis
+    if not is_int(axis) or not 1 <= ax <= n:
         raise ValueError(
             f"{fn}: axis must be a spatial axis of x.shape={tuple(x.shape)}, i.e. one of "
             f"{list(range(1, n + 1))} (or {list(range(-ndim + 1, -1))}), got axis={axis!r}."
@@ -463,18 +446,14 @@ def make_augment(
             f"shift takes {takes['shift']}, crop {takes['crop']}, flip {takes['flip']}."
         )
     if "mode" in kw:
-        _check_mode("make_augment", kw["mode"])
+        check_choice("make_augment", "mode", kw["mode"], _MODES)
     if "max_shift" in kw:
         _check_max_shift("make_augment", kw["max_shift"])
-    if "flip_prob" in kw and not 0.0 <= float(kw["flip_prob"]) <= 1.0:
-        raise ValueError(
-            f"make_augment: flip_prob must be in [0, 1], got flip_prob={kw['flip_prob']!r}."
-        )
+    if "flip_prob" in kw:
+        check_range("make_augment", "flip_prob", kw["flip_prob"], 0.0, 1.0, high_open=False)
     if image_shape is not None:
-        image_shape = tuple(image_shape)
-        if len(image_shape) not in (2, 3) or not all(
-            isinstance(d, int) and d > 0 for d in image_shape
-        ):
+        image_shape = check_int_tuple("make_augment", "image_shape", image_shape)
+        if len(image_shape) not in (2, 3):
             raise ValueError(
                 f"make_augment: image_shape must be (H, W, C) or (L, C) with positive "
                 f"ints, got image_shape={image_shape!r}."

@@ -31,6 +31,7 @@ import optax
 from tqdm.auto import tqdm
 
 from dlcourse import losses
+from dlcourse._checks import check_int, check_positive_int, is_int
 from dlcourse._io import atomic_write
 from dlcourse._types import Array, Layer, Params, PRNGKey, State
 from dlcourse.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -224,23 +225,16 @@ def _check_fit_args(
     data: Dataset, epochs: int, batch_size: int, early_stopping: int | None, ensemble: int
 ) -> None:
     n = len(data.x_train)
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs <= 0:
-        raise ValueError(f"fit: epochs must be a positive int, got epochs={epochs!r}.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 0 < batch_size <= n:
+    check_positive_int("fit", "epochs", epochs)
+    if not is_int(batch_size) or not 0 < batch_size <= n:
         raise ValueError(
             f"fit: batch_size must be an int in [1, {n}] (the training set has {n} "
             f"examples), got batch_size={batch_size!r}."
         )
-    if early_stopping is not None and (
-        isinstance(early_stopping, bool) or not isinstance(early_stopping, int)
-        or early_stopping < 1
-    ):
-        raise ValueError(
-            f"fit: early_stopping is a patience in epochs, an int >= 1 (or None), got "
-            f"early_stopping={early_stopping!r}."
-        )
-    if isinstance(ensemble, bool) or not isinstance(ensemble, int) or ensemble < 1:
-        raise ValueError(f"fit: ensemble must be an int >= 1, got ensemble={ensemble!r}.")
+    if early_stopping is not None:
+        check_int("fit", "early_stopping (a patience in epochs, or None)", early_stopping,
+                  minimum=1)
+    check_int("fit", "ensemble", ensemble, minimum=1)
 
 
 def current_learning_rate(

@@ -80,7 +80,10 @@ def test_nonfinite_loss_stops_with_clear_error(digits, key):
 
 @pytest.mark.parametrize("kwargs,match", [
     ({"epochs": 0, "batch_size": 10}, "epochs=0"),
+    ({"epochs": True, "batch_size": 10}, "epochs must be a positive int, got epochs=True"),
     ({"epochs": 1, "batch_size": 5000}, "batch_size=5000"),
+    ({"epochs": 1, "batch_size": 10, "early_stopping": 0}, "early_stopping.*got .*=0"),
+    ({"epochs": 1, "batch_size": 10, "ensemble": 0}, "ensemble must be an int >= 1"),
 ])
 def test_bad_arguments(digits, key, kwargs, match):
     with pytest.raises(ValueError, match=match):
