@@ -1,4 +1,11 @@
-"""What every experiment shares: overrides from the command line, tables, result files."""
+"""What every experiment shares: overrides from the command line, tables, result files.
+
+An experiment module provides ``CLAIM`` (one line: the claim and its course section),
+``Config`` (a frozen dataclass of every default), ``QUICK`` (the overrides of the quick
+mode the tests run), ``run(config) -> dict`` (no I/O), ``table(config, results) -> str``,
+``verdict(config, results) -> Verdict`` (computed from the measurements) and
+``plot(config, results) -> Figure``; its ``main`` is :func:`experiment_main`.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +13,28 @@ import dataclasses
 import json
 import pathlib
 import sys
+import time
 import typing
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+
+
+class Verdict(NamedTuple):
+    """Whether the measurements support the claim, and the numbers that say so.
+
+    ``holds`` is None when the configuration cannot test the claim (a needed arm was
+    left out); the text is then the reason.
+    """
+
+    holds: bool | None
+    text: str
+
+    def line(self) -> str:
+        """``verdict: claim holds: ...`` / ``claim does NOT hold`` / ``cannot tell``."""
+        state = {True: "claim holds", False: "claim does NOT hold", None: "cannot tell"}
+        return f"verdict: {state[self.holds]}: {self.text}"
 
 
 def parse_config(config_cls: type, argv: Sequence[str] | None, quick: dict[str, Any]) -> tuple[
@@ -86,14 +110,17 @@ def write_results(
     return out
 
 
-def subplots(ncols: int = 2):
-    """A figure of ``ncols`` axes side by side, drawn with the Agg backend (no display)."""
-    import matplotlib
+def subplots(ncols: int = 2, nrows: int = 1):
+    """A figure of ``nrows`` x ``ncols`` axes on the Agg canvas, outside pyplot.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Nothing switches the session's matplotlib backend (a notebook keeps its inline one).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    return plt.subplots(1, ncols, figsize=(5.5 * ncols, 4))
+    fig = Figure(figsize=(5.5 * ncols, 4 * nrows))
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(nrows, ncols)
 
 
 def finish(fig, axes) -> Any:
@@ -108,14 +135,21 @@ def finish(fig, axes) -> Any:
 def experiment_main(module_name: str, argv: Sequence[str] | None) -> int:
     """The ``main`` of every experiment: config from the command line, run, print, write.
 
-    The experiment module provides ``Config``, ``QUICK``, ``run(config)``,
-    ``table(config, results)``, ``verdict(config, results)`` and ``plot(config, results)``.
+    ``results.json`` gets the verdict (``holds``, ``text``), whether the run was the
+    quick mode, and its wall-clock seconds.
     """
     module = sys.modules[module_name]
+    argv = list(sys.argv[1:] if argv is None else argv)
+    quick = "--quick" in argv
     config, out = parse_config(module.Config, argv, module.QUICK)
+    start = time.perf_counter()
     results = module.run(config)
-    text = module.table(config, results) + "\n\n" + module.verdict(config, results)
+    seconds = time.perf_counter() - start
+    judged = module.verdict(config, results)
+    results = {**results, "verdict": judged._asdict(), "quick": quick,
+               "seconds": round(seconds, 1)}
+    text = module.table(config, results) + "\n\n" + judged.line()
     print(text)
     write_results(out, config, results, text, module.plot(config, results))
-    print(f"results written to {out}/")
+    print(f"results written to {out}/ ({seconds:.0f} s)")
     return 0

@@ -24,7 +24,12 @@ import numpy as np
 
 import dlcourse as dl
 
-from ._common import experiment_main, finish, markdown_table, mean_std, subplots
+from ._common import Verdict, experiment_main, finish, markdown_table, mean_std, subplots
+
+CLAIM = (
+    "§2.4.5: Glorot's bound √(6/(N_k+N_{k−1})) keeps the signal alive through a deep tanh"
+    " network; the course's printed bound kills it"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,15 +134,15 @@ def table(config: Config, results: dict) -> str:
     return markdown_table(header, rows)
 
 
-def verdict(config: Config, results: dict) -> str:
+def verdict(config: Config, results: dict) -> Verdict:
     inits = results["inits"]
     if not {"glorot", "course_typo"} <= set(inits):
-        return "verdict: needs both the glorot and course_typo inits"
+        return Verdict(None, "needs both the glorot and course_typo inits")
     ratio = {k: np.mean([r["activation_std"][-1] / r["activation_std"][0] for r in v])
              for k, v in inits.items()}
     acc = {k: np.mean([r["test_accuracy"] for r in v]) for k, v in inits.items()}
     holds = ratio["glorot"] > 100 * ratio["course_typo"] and acc["glorot"] > acc["course_typo"]
-    return (f"verdict: claim {'holds' if holds else 'does NOT hold'}: top/bottom activation "
+    return Verdict(bool(holds), f"top/bottom activation "
             f"std {ratio['glorot']:.2g} (Glorot) vs {ratio['course_typo']:.2g} (printed "
             f"bound); test accuracy {acc['glorot']:.3f} vs {acc['course_typo']:.3f}")
 

@@ -23,7 +23,12 @@ import numpy as np
 
 import dlcourse as dl
 
-from ._common import experiment_main, finish, markdown_table, mean_std, subplots
+from ._common import Verdict, experiment_main, finish, markdown_table, mean_std, subplots
+
+CLAIM = (
+    "§2.4.5: with sigmoid activations the gradient vanishes in the first layers of a deep"
+    " network; ReLU keeps it"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,16 +91,16 @@ def table(config: Config, results: dict) -> str:
     return markdown_table(header, rows)
 
 
-def verdict(config: Config, results: dict) -> str:
+def verdict(config: Config, results: dict) -> Verdict:
     if not {"sigmoid", "relu"} <= set(config.activations):
-        return "verdict: needs the sigmoid and relu activations"
+        return Verdict(None, "needs the sigmoid and relu activations")
     deep = max(config.depths)
     ratio = {a: np.mean([r["first_over_last"] for r in _select(results, a, deep)])
              for a in ("sigmoid", "relu")}
     acc = {a: np.mean([r["test_accuracy"] for r in _select(results, a, deep)])
            for a in ("sigmoid", "relu")}
     holds = ratio["sigmoid"] < 0.01 * ratio["relu"] and acc["sigmoid"] < acc["relu"]
-    return (f"verdict: claim {'holds' if holds else 'does NOT hold'}: with {deep} hidden "
+    return Verdict(bool(holds), f"with {deep} hidden "
             f"layers, first/last gradient norm {ratio['sigmoid']:.2g} (sigmoid) vs "
             f"{ratio['relu']:.2g} (ReLU); test accuracy {acc['sigmoid']:.3f} vs "
             f"{acc['relu']:.3f}")

@@ -24,7 +24,12 @@ import numpy as np
 
 import dlcourse as dl
 
-from ._common import experiment_main, finish, markdown_table, mean_std, subplots
+from ._common import Verdict, experiment_main, finish, markdown_table, mean_std, subplots
+
+CLAIM = (
+    "§4: the Elman network fails to learn long-range dependencies (the adding problem) "
+    "that the LSTM learns"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,14 +95,14 @@ def table(config: Config, results: dict) -> str:
         ["cell", "T", "test MSE", "fraction correct", "predicting the mean"], rows)
 
 
-def verdict(config: Config, results: dict) -> str:
+def verdict(config: Config, results: dict) -> Verdict:
     if not {"elman", "lstm"} <= set(config.cells):
-        return "verdict: needs the elman and lstm cells"
+        return Verdict(None, "needs the elman and lstm cells")
     longest = max(config.lengths)
     got = {c: np.mean([r["test_correct"] for r in _select(results, c, longest)])
            for c in ("elman", "lstm")}
     holds = got["lstm"] >= 0.99 and got["elman"] < 0.5
-    return (f"verdict: claim {'holds' if holds else 'does NOT hold'}: at T = {longest}, "
+    return Verdict(bool(holds), f"at T = {longest}, "
             f"fraction correct {got['lstm']:.3f} (LSTM) vs {got['elman']:.3f} (Elman)")
 
 

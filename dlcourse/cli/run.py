@@ -15,17 +15,40 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "run", help="run an experiment that reproduces a claim of the course",
         description="Run experiments/NAME.py: prints its table and writes config.json, "
                     "results.json, table.md and plot.png to results/NAME/ (or --out=DIR). "
-                    "Other arguments (--quick, --FIELD=VALUE) go to the experiment.",
+                    "Other arguments (--quick, --FIELD=VALUE) go to the experiment. "
+                    "'dlcourse run list' lists the experiments with their claims; "
+                    "'dlcourse run all [--quick] [--out=DIR]' runs every one, each into "
+                    "DIR/NAME.",
     )
-    run.add_argument("name", help=f"one of: {', '.join(EXPERIMENTS)}")
+    run.add_argument("name", help=f"list, all, or one of: {', '.join(EXPERIMENTS)}")
     run.set_defaults(handler=run_command)
+
+
+def _module(name: str):
+    return importlib.import_module(f"dlcourse.experiments.{name}")
+
+
+def _run_all(rest: list[str]) -> int:
+    """Every experiment in turn, each into ``<out>/<name>`` (``results/<name>`` by default)."""
+    out = next((a.split("=", 1)[1] for a in rest if a.startswith("--out=")), "results")
+    rest = [a for a in rest if not a.startswith("--out=")]
+    failed = [name for name in EXPERIMENTS
+              if _module(name).main([*rest, f"--out={out}/{name}"]) != 0]
+    if failed:
+        print(f"dlcourse run all: failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def run_command(args: argparse.Namespace) -> int:
     """Run ``dlcourse run NAME [experiment arguments]``; returns the exit status."""
+    if args.name == "list":
+        for name in EXPERIMENTS:
+            print(f"{name:28} {_module(name).CLAIM}")
+        return 0
+    if args.name == "all":
+        return _run_all(list(args.rest))
     if args.name not in EXPERIMENTS:
         print(f"dlcourse run: error: argument name: unknown experiment {args.name!r}; "
               f"expected one of {', '.join(EXPERIMENTS)}", file=sys.stderr)
         return 2
-    module = importlib.import_module(f"dlcourse.experiments.{args.name}")
-    return module.main(args.rest)
+    return _module(args.name).main(args.rest)
