@@ -91,6 +91,8 @@ def _random_params(layer, input_shape, seed=0):
         (alexnet, (227, 227, 3), 62_378_344),
         # Krizhevsky et al. 2012, two GPUs: conv2, conv4, conv5 with groups=2.
         (lambda: alexnet(grouped=True), (227, 227, 3), 60_965_224),
+        # torchvision.models.alexnet (single tower, adaptive pool to 6×6: any input size).
+        (lambda: alexnet(torchvision_compat=True), (224, 224, 3), 61_100_840),
         # Simonyan & Zisserman 2015, config D; torchvision.models.vgg16 has the same.
         (vgg16, (224, 224, 3), 138_357_544),
         # Config E; torchvision.models.vgg19.
