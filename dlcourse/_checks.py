@@ -10,6 +10,9 @@ one f-string.  ``bool`` is never accepted where a number is asked for (``True`` 
 from __future__ import annotations
 
 import math
+import os
+import pathlib
+import tempfile
 from collections.abc import Iterable
 from numbers import Integral, Real
 from typing import Any
@@ -23,6 +26,10 @@ __all__ = [
     "check_batched",
     "check_choice",
     "check_class_labels",
+    "check_dataset",
+    "check_finite",
+    "check_input",
+    "check_input_shape",
     "check_int",
     "check_int_tuple",
     "check_learning_rate",
@@ -30,8 +37,11 @@ __all__ = [
     "check_positive",
     "check_positive_int",
     "check_range",
+    "check_key",
     "check_seed",
     "check_sequences",
+    "check_writable_dir",
+    "check_writable_file",
     "is_int",
 ]
 
@@ -87,6 +97,13 @@ def check_int_tuple(
             f"{fn}: {name} must be an int or a tuple of {count}{bound}, got {name}={value!r}."
         )
     return tuple(int(v) for v in values)
+
+
+def check_finite(fn: str, name: str, value: Any) -> float:
+    """A finite number of either sign (an initial bias, an offset), as a float."""
+    if not _is_real(value) or not math.isfinite(value):
+        raise ValueError(f"{fn}: {name} must be a finite number, got {name}={value!r}.")
+    return float(value)
 
 
 def check_positive(fn: str, name: str, value: Any) -> float:
@@ -159,16 +176,27 @@ def check_choice(fn: str, name: str, value: Any, choices: Iterable[Any]) -> Any:
 def check_seed(fn: str, seed: Any) -> int:
     """A seed for :func:`jax.random.key` and NumPy: an integer in ``[0, 2**32)``.
 
-    Larger or negative integers are refused rather than wrapped, so two different seeds
-    never give the same run.
+    ``jax.random.key(seed)`` keeps only the low 32 bits of an integer seed (with JAX's
+    default 32-bit mode): ``2**32`` gives the key of ``0``, ``-1`` the key of
+    ``2**32 - 1``, and a seed past 64 bits overflows.  Such seeds are refused rather than
+    wrapped, so two different seeds never give the same run; every seed in the range
+    gives its own key.
     """
     if not is_int(seed) or not 0 <= seed < 2**32:
-        raise ValueError(f"{fn}: seed must be an integer in [0, 2**32), got seed={seed!r}.")
+        raise ValueError(
+            f"{fn}: seed must be an integer in [0, 2**32) = [0, 4294967295], got "
+            f"seed={seed!r}; larger or negative seeds would give the key of another seed."
+        )
     return int(seed)
 
 
 def check_sequences(fn: str, xs: Any, features: int) -> None:
-    """A batch of sequences ``(B, T, features)`` with ``B, T >= 1`` (static shapes, §4)."""
+    """A batch of sequences ``(B, T, features)`` with ``B, T >= 1`` (static shapes, §4).
+
+    An array of a floating dtype, as :func:`check_input` asks of every model's input.
+    """
+    if not hasattr(xs, "shape") or not hasattr(xs, "dtype"):
+        check_input(fn, "xs", xs)  # a list or a scalar: a TypeError with the fix
     shape = getattr(xs, "shape", None)
     if shape is None or len(shape) != 3:
         raise ValueError(
@@ -186,6 +214,7 @@ def check_sequences(fn: str, xs: Any, features: int) -> None:
             f"{fn}: xs.shape={tuple(shape)} has an empty batch or no time steps; pass at "
             f"least one sequence of at least one step."
         )
+    check_input(fn, "xs", xs)
 
 
 def check_batched(fn: str, name: str, x: Array) -> None:
@@ -232,3 +261,181 @@ def check_class_labels(fn: str, scores_name: str, scores: Array, labels: Array) 
         f"{fn}: labels must be integer class indices of shape {scores.shape[:-1]} or float "
         f"targets of shape {scores.shape}, got labels.dtype={labels.dtype}."
     )
+
+
+# --- inputs, keys and shapes of the layer protocol ----------------------------------------
+
+
+def check_input(fn: str, name: str, x: Any) -> Any:
+    """The input of a model: an array with a non-empty batch axis, of a floating dtype.
+
+    Static checks only (shape and dtype, free under :func:`jax.jit`): ``x`` may be a
+    traced array.  Refused, with the fix in the message: a Python list or scalar (pass
+    ``jnp.asarray(x)``), an integer, unsigned or bool dtype (uint8 pixels are 0..255:
+    convert them with ``x.astype(jnp.float32)`` and standardize them,
+    :func:`dlcourse.datasets.standardize`), a 0-d array, and an empty array (no example,
+    or an axis of length 0).  A floating input of another precision than the parameters
+    (float16, bfloat16, float64) is not refused: JAX's type promotion computes in the
+    wider of the two (float32 with the default float32 parameters).  NaN values are not
+    looked for here (a traced array has none to look at); :func:`check_dataset` checks
+    training data once, before the first step.
+    """
+    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+        raise TypeError(
+            f"{fn}: {name} must be an array (jax or numpy) with a leading batch axis, got "
+            f"{name} of type {type(x).__name__}; pass jnp.asarray({name})."
+        )
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(
+            f"{fn}: {name} must hold floating-point numbers, got {name}.dtype={x.dtype}; "
+            f"convert it with {name}.astype(jnp.float32) (and standardize raw pixels, "
+            f"dlcourse.datasets.standardize)."
+        )
+    shape = tuple(x.shape)
+    if not shape or 0 in shape:
+        what = "is 0-d" if not shape else "is empty"
+        raise ValueError(
+            f"{fn}: {name} {what} (shape {shape}); pass at least one example with a "
+            f"leading batch axis, e.g. {name}[None] for a single one."
+        )
+    return x
+
+
+def check_key(fn: str, key: Any, *, name: str = "key") -> Any:
+    """A PRNG key: a typed ``jax.random.key`` or a raw uint32 ``jax.random.PRNGKey``.
+
+    ``None`` passes (the caller decides whether one is needed).  An int such as
+    ``key=0`` is refused with the call that makes a key of it.
+    """
+    if key is None:
+        return key
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and (
+        jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+        or (dtype == jnp.uint32 and getattr(key, "ndim", 0) >= 1)
+    ):
+        return key
+    shown = repr(key) if is_int(key) else f"of type {type(key).__name__}"
+    seed = key if is_int(key) else 0
+    raise TypeError(
+        f"{fn}: {name} must be a PRNG key, got {name}={shown}; make one with "
+        f"jax.random.key({seed}) (or jax.random.PRNGKey({seed}))."
+    )
+
+
+def check_input_shape(fn: str, input_shape: Any) -> tuple[int, ...]:
+    """One example's shape (no batch axis): a tuple of ints >= 1 (a sequence has T >= 1)."""
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        shape = None
+    if shape is None or not all(is_int(d) and d >= 1 for d in shape):
+        raise ValueError(
+            f"{fn}: input_shape must be one example's shape, a tuple of ints >= 1 without "
+            f"the batch axis, got input_shape={input_shape!r}; a sequence needs T >= 1 "
+            f"steps, an image H, W, C >= 1."
+        )
+    return tuple(int(d) for d in shape)
+
+
+# --- paths --------------------------------------------------------------------------------
+
+
+def _os_reason(err: OSError) -> str:
+    return err.strerror or type(err).__name__
+
+
+def check_writable_dir(fn: str, name: str, path: Any) -> pathlib.Path:
+    """A folder to write into: created if missing (with its parents), then probed.
+
+    Raises ``ValueError`` (one line: the argument, the path, the reason, the fix) when
+    the path is a file, lies under a file, cannot be created (``/proc``, ``/sys``, no
+    permission) or refuses a file.  The probe file is removed.
+    """
+    folder = pathlib.Path(os.fspath(path)).expanduser()
+    fix = f"pass a folder you can write to as {name}"
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{fn}: {name}={str(path)!r} is a file, not a folder; {fix}.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(
+            f"{fn}: {name}={str(path)!r} cannot be created ({_os_reason(err)}); {fix}."
+        ) from None
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".dlcourse-probe.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise ValueError(
+            f"{fn}: {name}={str(path)!r} is not writable ({_os_reason(err)}); {fix}."
+        ) from None
+    return folder
+
+
+def check_writable_file(fn: str, name: str, path: Any) -> pathlib.Path:
+    """A file to write later: its folder made and probed now (:func:`check_writable_dir`).
+
+    So that a long run does not end in an error at its last step.
+    """
+    file = pathlib.Path(os.fspath(path)).expanduser()
+    if file.is_dir():
+        raise ValueError(
+            f"{fn}: {name}={str(path)!r} is a folder; pass a file name such as "
+            f"{str(file / 'out.png')!r}."
+        )
+    check_writable_dir(fn, f"the folder of {name}", file.parent)
+    if file.exists() and not os.access(file, os.W_OK):
+        raise ValueError(f"{fn}: {name}={str(path)!r} exists and is not writable; pass "
+                         f"another file name.")
+    return file
+
+
+# --- training data ------------------------------------------------------------------------
+
+
+def check_dataset(fn: str, data: Any, output_shape: tuple[int, ...] | None = None) -> None:
+    """A :class:`~dlcourse.datasets.Dataset` that training can use, checked once on the host.
+
+    Each split: inputs and labels of the same length, inputs a non-empty floating array
+    (:func:`check_input`) with every value finite, float targets finite; the training
+    and validation splits non-empty.  With the model's per-example ``output_shape``,
+    integer labels of shape ``(N, *output_shape[:-1])`` are class indices and must lie in
+    ``[0, output_shape[-1])``: a 5-output model on 10-class data is refused here, not
+    diagnosed later as a divergence.
+    """
+    import numpy as np  # host arrays: one pass over each split
+
+    for split in ("train", "val", "test"):
+        x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+        if split == "test" and len(x) == 0 and len(y) == 0:
+            continue
+        if np.ndim(x) == 0 or np.ndim(y) == 0 or len(x) != len(y):
+            raise ValueError(
+                f"{fn}: data.x_{split} and data.y_{split} must hold the same number of "
+                f"examples, got x_{split}.shape={np.shape(x)}, y_{split}.shape="
+                f"{np.shape(y)}; build the dataset with Dataset.from_arrays(x, y)."
+            )
+        check_input(fn, f"data.x_{split}", x)
+        for what, array in (("x", x), ("y", y)):
+            if np.issubdtype(np.asarray(array).dtype, np.floating):
+                bad = ~np.isfinite(np.asarray(array))
+                if bad.any():
+                    raise ValueError(
+                        f"{fn}: data.{what}_{split} holds {int(bad.sum())} NaN or infinite "
+                        f"values (of {bad.size}); clean or drop those examples before "
+                        f"training."
+                    )
+        # integer labels shaped as class indices of the outputs (N, *output_shape[:-1])
+        indices = (output_shape and np.issubdtype(np.asarray(y).dtype, np.integer)
+                   and tuple(np.shape(y)[1:]) == tuple(output_shape[:-1]))
+        if indices and len(y):
+            outputs = int(output_shape[-1])
+            low, high = int(np.min(y)), int(np.max(y))
+            if low < 0 or high >= outputs:
+                raise ValueError(
+                    f"{fn}: data.y_{split} holds labels in [{low}, {high}] but the model "
+                    f"has {outputs} outputs (classes 0..{outputs - 1}); build it with "
+                    f"num_classes={max(high + 1, getattr(data, 'num_classes', 0))} "
+                    f"(data.num_classes)."
+                )

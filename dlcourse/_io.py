@@ -10,11 +10,13 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+import signal
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
-__all__ = ["TMP_SUFFIX", "atomic_write"]
+__all__ = ["TMP_SUFFIX", "atomic_write", "defer_interrupts", "remove_temporaries"]
 
 TMP_SUFFIX = ".tmp"
 """Suffix of the temporary files; they are named ``.<target name>.<random>.tmp``."""
@@ -67,3 +69,55 @@ def atomic_write(
             finally:
                 os.close(dir_fd)
     return path
+
+
+def remove_temporaries(
+    directory: str | os.PathLike, names: tuple[str, ...] = ("checkpoint.msgpack", "history.json")
+) -> list[pathlib.Path]:
+    """Delete the temporary files that a killed write of ``names`` left in ``directory``.
+
+    :func:`atomic_write` writes ``.<name>.<random>.tmp`` beside its target and renames
+    it; a process killed in between leaves it behind.  Only those names are touched.
+    Returns the files removed (none when ``directory`` does not exist).
+    """
+    folder = pathlib.Path(directory)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for name in names:
+        for stray in folder.glob(f".{name}.*{TMP_SUFFIX}"):
+            with contextlib.suppress(FileNotFoundError):
+                stray.unlink()
+                removed.append(stray)
+    return removed
+
+
+_DEFERRING = {"on": False}  # whether a defer_interrupts block is running (main thread)
+
+
+@contextlib.contextmanager
+def defer_interrupts() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) until the block has finished, then raise it.
+
+    Around a write that must not be cut short (a checkpoint and its history): the
+    ``KeyboardInterrupt`` comes right after the block, as it would have come during it.
+    Nested blocks hold it until the outermost ends.  Outside the main thread (where
+    Python cannot install a signal handler) the block runs unprotected.
+    """
+    if threading.current_thread() is not threading.main_thread() or _DEFERRING["on"]:
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    _DEFERRING["on"] = True
+    try:
+        yield
+    finally:
+        _DEFERRING["on"] = False
+        signal.signal(signal.SIGINT, previous)
+        if received and previous is not signal.SIG_IGN:
+            if callable(previous):
+                previous(signal.SIGINT, None)  # the default handler raises KeyboardInterrupt
+            else:
+                raise KeyboardInterrupt
+

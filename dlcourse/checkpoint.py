@@ -27,7 +27,10 @@ Writes are atomic: the checkpoint is serialized in memory first, written to a te
 file in the same directory, flushed and ``fsync``-ed, then moved onto
 ``checkpoint.msgpack`` with :func:`os.replace`.  A crash at any point leaves the previous
 checkpoint intact, and a checkpoint holding NaN is refused, so the last good checkpoint
-is never replaced by a diverged one.
+is never replaced by a diverged one.  A Ctrl-C during a save lets the save finish first
+(:func:`dlcourse._io.defer_interrupts`); a kill during a save can leave a temporary
+file ``.checkpoint.msgpack.<random>.tmp``, which :func:`dlcourse._io.remove_temporaries`
+deletes (the training loop calls it when it starts).
 """
 
 from __future__ import annotations
@@ -42,12 +45,14 @@ import jax
 import numpy as np
 from flax import serialization
 
-from dlcourse._io import atomic_write
+from dlcourse._io import atomic_write, defer_interrupts
 
 __all__ = [
     "CHECKPOINT_FILENAME",
     "FORMAT_VERSION",
     "Checkpoint",
+    "CheckpointInfo",
+    "checkpoint_info",
     "latest_checkpoint",
     "load_checkpoint",
     "save_checkpoint",
@@ -263,40 +268,42 @@ def _mismatch(file: pathlib.Path, what: str) -> ValueError:
     )
 
 
-def _check_tree(file: pathlib.Path, expected: Any, got: Any, path: str) -> None:
-    """Compare a state dict from ``like`` with the one read from the file, leaf by leaf."""
+def _check_tree(file: pathlib.Path, expected: Any, got: Any, path: str, *,
+                mismatch=_mismatch) -> None:
+    """Compare a state dict from ``like`` with the one read from the file, leaf by leaf;
+    ``mismatch(file, what)`` makes the error (``dlcourse.weights.load_params`` has its own)."""
     if isinstance(expected, dict):
         if not isinstance(got, dict):
-            raise _mismatch(file, f"{path} is a leaf in the file but a subtree in `like`")
+            raise mismatch(file, f"{path} is a leaf in the file but a subtree in this run")
         missing = sorted(set(expected) - set(got))
         extra = sorted(set(got) - set(expected))
         if missing or extra:
-            raise _mismatch(
+            raise mismatch(
                 file,
                 f"{path} has keys {sorted(got)} in the file but {sorted(expected)} in "
-                f"`like` (missing from the file: {missing}, only in the file: {extra})",
+                f"this run (missing from the file: {missing}, only in the file: {extra})",
             )
         for name in expected:
-            _check_tree(file, expected[name], got[name], f"{path}/{name}")
+            _check_tree(file, expected[name], got[name], f"{path}/{name}", mismatch=mismatch)
     elif isinstance(got, dict):
-        raise _mismatch(file, f"{path} is a subtree in the file but a leaf in `like`")
+        raise mismatch(file, f"{path} is a subtree in the file but a leaf in this run")
     elif hasattr(expected, "shape") and hasattr(expected, "dtype"):
         if not (hasattr(got, "shape") and hasattr(got, "dtype")):
-            raise _mismatch(file, f"{path} is {got!r} in the file but an array in `like`")
+            raise mismatch(file, f"{path} is {got!r} in the file but an array in this run")
         if tuple(got.shape) != tuple(expected.shape):
-            raise _mismatch(
+            raise mismatch(
                 file,
                 f"{path} has shape {tuple(got.shape)} in the file but "
-                f"{tuple(expected.shape)} in `like`",
+                f"{tuple(expected.shape)} in this run",
             )
         if np.dtype(got.dtype) != np.dtype(expected.dtype):
-            raise _mismatch(
+            raise mismatch(
                 file,
                 f"{path} has dtype {np.dtype(got.dtype)} in the file but "
-                f"{np.dtype(expected.dtype)} in `like`",
+                f"{np.dtype(expected.dtype)} in this run",
             )
     elif (expected is None) != (got is None):
-        raise _mismatch(file, f"{path} is {got!r} in the file but {expected!r} in `like`")
+        raise mismatch(file, f"{path} is {got!r} in the file but {expected!r} in this run")
 
 
 def _place_like(like_leaf: Any, value: Any) -> Any:
@@ -310,9 +317,9 @@ def _place_like(like_leaf: Any, value: Any) -> Any:
     return value
 
 
-def _restore(file: pathlib.Path, name: str, like: Any, got: Any) -> Any:
+def _restore(file: pathlib.Path, name: str, like: Any, got: Any, *, mismatch=_mismatch) -> Any:
     expected = serialization.to_state_dict(like)
-    _check_tree(file, expected, got, name)
+    _check_tree(file, expected, got, name, mismatch=mismatch)
     restored = serialization.from_state_dict(like, got)
     return jax.tree_util.tree_map(_place_like, like, restored)
 
@@ -327,7 +334,8 @@ def save_checkpoint(directory: str | os.PathLike, checkpoint: Checkpoint) -> pat
     changes), written to a temporary file in the same directory, flushed and fsync-ed,
     then moved onto ``checkpoint.msgpack`` with :func:`os.replace`, so a crash at any
     moment leaves either the previous checkpoint or the new one, never a mix.  The
-    directory is created if missing.
+    directory is created if missing.  A Ctrl-C during the write is held until the new
+    checkpoint is in place (:func:`dlcourse._io.defer_interrupts`), then raised.
 
     Args:
       directory: the checkpoint directory.
@@ -352,16 +360,52 @@ def save_checkpoint(directory: str | os.PathLike, checkpoint: Checkpoint) -> pat
             f"pass a directory path for the checkpoints."
         )
     directory.mkdir(parents=True, exist_ok=True)
-    return atomic_write(directory / CHECKPOINT_FILENAME, data, durable=True)
+    with defer_interrupts():
+        return atomic_write(directory / CHECKPOINT_FILENAME, data, durable=True)
 
 
 def latest_checkpoint(directory: str | os.PathLike) -> pathlib.Path | None:
     """The path of the checkpoint file in ``directory``, or None if there is none.
 
-    Stray temporary files left by an interrupted :func:`save_checkpoint` are ignored.
+    Stray temporary files left by an interrupted :func:`save_checkpoint` are ignored
+    (:func:`dlcourse._io.remove_temporaries` deletes them).
     """
     target = pathlib.Path(directory) / CHECKPOINT_FILENAME
     return target if target.is_file() else None
+
+
+class CheckpointInfo(NamedTuple):
+    """What a checkpoint file says about its run, read without a model (:func:`checkpoint_info`).
+
+    Attributes:
+      path: the checkpoint file.
+      epoch: the number of epochs it completed.
+      meta: the configuration it was written with.
+      history: one dict per completed epoch.
+    """
+
+    path: pathlib.Path
+    epoch: int
+    meta: dict[str, Any]
+    history: list[dict[str, Any]]
+
+
+def checkpoint_info(directory: str | os.PathLike) -> CheckpointInfo | None:
+    """The epoch, ``meta`` and history of the checkpoint in ``directory``; None if none.
+
+    The file is checked as :func:`load_checkpoint` checks it (format, version, SHA-256),
+    but no array is restored: a command line can tell whose run a folder holds, and
+    whether it can continue it, before building anything.
+
+    Raises:
+      ValueError: the file is corrupt, truncated, or of an unknown version.
+    """
+    file = latest_checkpoint(directory)
+    if file is None:
+        return None
+    content = _decode(file, file.read_bytes())
+    return CheckpointInfo(file, content["epoch"], content["meta"], list(content["history"]))
+
 
 
 def load_checkpoint(directory: str | os.PathLike, like: Checkpoint) -> Checkpoint | None:
@@ -402,11 +446,11 @@ def load_checkpoint(directory: str | os.PathLike, like: Checkpoint) -> Checkpoin
             )
             diff = "; ".join(
                 f"{k}={stored_meta.get(k, '<missing>')!r} in the file but "
-                f"{expected_meta.get(k, '<missing>')!r} in `like`"
+                f"{expected_meta.get(k, '<missing>')!r} in this run"
                 for k in keys
             )
         else:
-            diff = f"{stored_meta!r} in the file but {expected_meta!r} in `like`"
+            diff = f"{stored_meta!r} in the file but {expected_meta!r} in this run"
         raise ValueError(
             f"load_checkpoint: checkpoint file {str(file)!r} was written by a different "
             f"configuration: meta differs: {diff}; {_FIX}, or run with the configuration "

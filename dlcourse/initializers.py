@@ -23,10 +23,12 @@ import jax
 import jax.numpy as jnp
 from jax.typing import DTypeLike
 
+from dlcourse._checks import check_finite
 from dlcourse._types import Array, PRNGKey
 
 __all__ = [
     "INITIALIZERS",
+    "constant",
     "fans",
     "get_initializer",
     "glorot_uniform",
@@ -249,11 +251,52 @@ def zeros(key: PRNGKey, shape: Sequence[int], dtype: DTypeLike = jnp.float32) ->
     return jnp.zeros(dims, dtype)
 
 
+def constant(
+    key: PRNGKey,
+    shape: Sequence[int],
+    dtype: DTypeLike = jnp.float32,
+    *,
+    value: float = 0.01,
+) -> Array:
+    r"""Every weight equal to ``value``: the "same values" of §2.4.5, which the course forbids.
+
+    The course: the weights "cannot be initialized with the same values, otherwise, all
+    the neurons of a hidden layer would have the same behaviour".  With
+    $W^{(k)}_{ij} = c$ and equal biases, every unit of a hidden layer computes the same
+    $a^{(k)}_i$, receives the same $\nabla_{a^{(k)}_i}\ell$ and so the same update: the
+    rows of $W^{(k)}$ stay equal for ever (up to float rounding) and the layer behaves
+    as a single unit.  Here to show that (``dlcourse run ch2_initialization``), never
+    for training.  ``value=0`` is :func:`zeros`.
+
+    Args:
+      key: unused; kept so that every initializer has the same signature.
+      shape: any shape with positive dimensions.
+      dtype: a floating dtype.
+      value: $c$, a finite Python float (checked eagerly).
+
+    Returns:
+      ``jnp.full(shape, value, dtype)``.
+
+    Raises:
+      ValueError: if ``value`` is not finite or a dimension is non-positive.
+      TypeError: if ``dtype`` is not floating.
+
+    References:
+      Course §2.4.5.
+    """
+    del key
+    value = check_finite("constant", "value", value)
+    dims = _check_shape("constant", shape)
+    _check_dtype("constant", dtype)
+    return jnp.full(dims, value, dtype)
+
+
 INITIALIZERS: dict[str, Callable[..., Array]] = {
     "glorot_uniform": glorot_uniform,
     "normal": normal,
     "he_normal": he_normal,
     "zeros": zeros,
+    "constant": constant,
 }
 """The initializers by name, for configs and the command line."""
 
@@ -262,7 +305,8 @@ def get_initializer(name: str) -> Callable[..., Array]:
     r"""The initializer called ``name`` in :data:`INITIALIZERS`.
 
     Args:
-      name: one of ``"glorot_uniform"``, ``"normal"``, ``"he_normal"``, ``"zeros"``.
+      name: one of ``"glorot_uniform"``, ``"normal"``, ``"he_normal"``, ``"zeros"``,
+        ``"constant"``.
 
     Returns:
       The function ``init(key, shape, dtype=jnp.float32) -> Array``.

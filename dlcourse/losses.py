@@ -15,6 +15,7 @@ targets would otherwise silently become a ``(B, B)`` matrix of every pair.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
@@ -72,6 +73,22 @@ def _check_eps(fn: str, eps: float | None, dtype: Any) -> float:
         raise ValueError(f"{fn}: eps must satisfy 0 < eps < 0.5, got eps={eps!r}.")
     return float(eps)
 
+
+
+def _check_values(fn: str, name: str, x: Array, bad: Array, expect: str) -> Array:
+    """Refuse values ``bad`` marks when ``x`` is concrete; under jit they make the loss NaN.
+
+    Values are not known at trace time, so a traced call cannot raise: the entries of the
+    loss that ``bad`` marks become NaN, which :func:`dlcourse.fit` reports.
+    """
+    if not isinstance(x, jax.core.Tracer) and not isinstance(bad, jax.core.Tracer):
+        count = int(jnp.sum(bad))
+        if count:
+            raise ValueError(
+                f"{fn}: {name} must be {expect}, got {count} value(s) that are not (e.g. "
+                f"{x[bad].ravel()[0].item()!r}); check the model's output and the labels."
+            )
+    return bad
 
 
 def _pick(log_p: Array, labels: Array) -> Array:
@@ -138,8 +155,9 @@ def binary_cross_entropy(logits: Array, labels: Array) -> Array:
       A scalar.
 
     Raises:
-      ValueError: if the shapes differ (e.g. ``(B, 1)`` vs ``(B,)``) or there is no batch
-        axis.
+      ValueError: if the shapes differ (e.g. ``(B, 1)`` vs ``(B,)``), there is no batch
+        axis, or (outside :func:`jax.jit`, where the values are known) a label is outside
+        $[0, 1]$; under jit such an entry makes the loss NaN.
 
     References:
       Course §2.4.1 (cross-entropy for binary classification, with the sigmoid).
@@ -148,7 +166,10 @@ def binary_cross_entropy(logits: Array, labels: Array) -> Array:
     labels = jnp.asarray(labels)
     _check_same_shape("binary_cross_entropy", "logits", logits, "labels", labels)
     labels = labels.astype(logits.dtype)
-    return _batch_mean(jax.nn.softplus(logits) - logits * labels)
+    bad = _check_values("binary_cross_entropy", "labels", labels,
+                        ~((labels >= 0) & (labels <= 1)), "in [0, 1]")
+    per_entry = jax.nn.softplus(logits) - logits * labels
+    return _batch_mean(jnp.where(bad, jnp.nan, per_entry))
 
 
 def binary_cross_entropy_from_probs(
@@ -178,8 +199,9 @@ def binary_cross_entropy_from_probs(
       A scalar.
 
     Raises:
-      ValueError: if the shapes differ, there is no batch axis, or ``eps`` is out of
-        range.
+      ValueError: if the shapes differ, there is no batch axis, ``eps`` is out of
+        range, or (outside :func:`jax.jit`) a label or a probability is outside
+        $[0, 1]$; under jit such an entry makes the loss NaN.
 
     References:
       Course §2.4.1.
@@ -190,8 +212,11 @@ def binary_cross_entropy_from_probs(
     _check_same_shape(fn, "probs", probs, "labels", labels)
     eps = _check_eps(fn, eps, probs.dtype)
     labels = labels.astype(probs.dtype)
+    bad = _check_values(fn, "labels", labels, ~((labels >= 0) & (labels <= 1)), "in [0, 1]")
+    bad = bad | _check_values(fn, "probs", probs, ~((probs >= 0) & (probs <= 1)), "in [0, 1]")
     p = jnp.clip(probs, eps, 1.0 - eps)
-    return -_batch_mean(labels * jnp.log(p) + (1.0 - labels) * jnp.log1p(-p))
+    per_entry = labels * jnp.log(p) + (1.0 - labels) * jnp.log1p(-p)
+    return -_batch_mean(jnp.where(bad, jnp.nan, per_entry))
 
 
 # --------------------------------------------------------------------------- multiclass
@@ -211,7 +236,8 @@ def softmax_cross_entropy(logits: Array, labels: Array) -> Array:
     targets (one-hot or soft) of shape ``logits.shape``, for which the loss is
     $-\sum_k y_k \log\operatorname{softmax}(z)_k$.  Integer labels outside $[0, K)$
     cannot be checked under :func:`jax.jit` (their values are not known at trace time):
-    they make the loss NaN rather than pick a wrong class silently.
+    they make the loss NaN rather than pick a wrong class silently (:func:`dlcourse.fit`
+    checks the labels of its dataset before training).
 
     Args:
       logits: $z$, shape ``(B, ..., K)``, classes on the last axis.
@@ -229,7 +255,8 @@ def softmax_cross_entropy(logits: Array, labels: Array) -> Array:
     """
     logits = _float(logits)
     labels = jnp.asarray(labels)
-    is_index = check_class_labels("softmax_cross_entropy", "logits", logits, labels)
+    fn = "softmax_cross_entropy"
+    is_index = check_class_labels(fn, "logits", logits, labels)
     log_p = jax.nn.log_softmax(logits, axis=-1)
     if is_index:
         return -_batch_mean(_pick(log_p, labels))
@@ -257,7 +284,10 @@ def cross_entropy_from_probs(probs: Array, labels: Array, *, eps: float | None =
       A scalar.
 
     Raises:
-      ValueError: as :func:`softmax_cross_entropy`, or if ``eps`` is out of range.
+      ValueError: as :func:`softmax_cross_entropy`, if ``eps`` is out of range, or
+        (outside :func:`jax.jit`) if a row of ``probs`` is not a distribution: a
+        negative entry, or a sum off 1 by more than $\sqrt{\varepsilon}$ of the dtype
+        (logits passed by mistake); under jit such a row makes the loss NaN.
 
     References:
       Course §2.4.1, §2.4.4.
@@ -267,6 +297,14 @@ def cross_entropy_from_probs(probs: Array, labels: Array, *, eps: float | None =
     labels = jnp.asarray(labels)
     is_index = check_class_labels(fn, "probs", probs, labels)
     eps = _check_eps(fn, eps, probs.dtype)
+    # A distribution per row: no negative entry, a sum of 1 to within the dtype's
+    # sqrt(eps) (3.5e-4 in float32; a float32 softmax is off by ~1e-7 per class).
+    tol = math.sqrt(float(jnp.finfo(probs.dtype).eps))
+    _check_values(fn, "probs", probs, probs < 0, "non-negative (a softmax output)")
+    off = jnp.abs(jnp.sum(probs, axis=-1) - 1) > tol
+    _check_values(fn, "the sum of each row of probs", jnp.sum(probs, axis=-1), off,
+                  f"1 to within {tol:.2g} (a softmax output, not logits)")
+    probs = jnp.where((off | jnp.any(probs < 0, axis=-1))[..., None], jnp.nan, probs)
     log_p = jnp.log(jnp.maximum(probs, eps))
     if is_index:
         return -_batch_mean(_pick(log_p, labels))

@@ -34,7 +34,7 @@ from dlcourse._checks import (
     check_range,
 )
 from dlcourse._types import Array, Params
-from dlcourse.penalties import add_l1, add_l2
+from dlcourse.penalties import add_l1, add_l2, proximal_l1
 from dlcourse.schedules import ScalarOrSchedule, make_schedule
 
 __all__ = [
@@ -364,6 +364,7 @@ def make_optimizer(
     momentum: float = 0.9,
     l1: float = 0.0,
     l2: float = 0.0,
+    l1_method: str = "subgradient",
     schedule: str = "constant",
     schedule_kwargs: Mapping[str, Any] | None = None,
 ) -> optax.GradientTransformation:
@@ -378,6 +379,9 @@ def make_optimizer(
       learning_rate: $\varepsilon_0 > 0$, or a schedule (for ``"constant"``, ``"plateau"``).
       momentum: $\gamma$, used by ``"momentum"`` and ``"nesterov"`` only.
       l1, l2: $\lambda$ of the $\mathbb L^1$ and $\mathbb L^2$ penalties (0: none).
+      l1_method: ``"subgradient"`` (:func:`~dlcourse.penalties.add_l1` before the
+        optimizer) or ``"proximal"`` (:func:`~dlcourse.penalties.proximal_l1` after it,
+        at the same rate: soft thresholding, exact zeros; not with ``"plateau"``).
       schedule: one of :data:`dlcourse.schedules.SCHEDULES`.
       schedule_kwargs: its hyper-parameters (``{"tau": 100.0}``; ``"step"`` needs
         ``{"factor": 0.5, "every": 1000}``).
@@ -390,10 +394,18 @@ def make_optimizer(
     rate, scaler = make_schedule(schedule, learning_rate, caller=fn, **(schedule_kwargs or {}))
     check_nonnegative(fn, "l1", l1)
     check_nonnegative(fn, "l2", l2)
+    check_choice(fn, "l1_method", l1_method, ("subgradient", "proximal"))
+    proximal = bool(l1) and l1_method == "proximal"
+    if proximal and scaler is not None:
+        raise ValueError("make_optimizer: l1_method='proximal' thresholds by the rate of "
+                         "each step, which schedule='plateau' only knows at run time; use "
+                         "another schedule or l1_method='subgradient'.")
     kwargs = {"gamma": momentum} if name in ("momentum", "nesterov") else {}
     optimizer = OPTIMIZERS[name](rate, **kwargs)
-    penalties = ([add_l1(l1)] if l1 else []) + ([add_l2(l2)] if l2 else [])
+    penalties = ([add_l1(l1)] if l1 and not proximal else []) + ([add_l2(l2)] if l2 else [])
     if penalties:
         optimizer = optax.chain(*penalties, optimizer)
+    if proximal:
+        optimizer = optax.chain(optimizer, proximal_l1(l1, rate))
     # chain(chain(penalties, optimizer), scaler): the state layout dlcourse train saves
     return optax.chain(optimizer, scaler) if scaler is not None else optimizer

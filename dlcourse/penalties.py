@@ -9,20 +9,26 @@ descended two ways, which give the same trajectory (the tests check it):
 * through the optimizer: ``optax.chain(add_l2(lam), sgd(0.1))``, which adds
   $\lambda\nabla\Omega$ (:func:`l2_penalty_grad` again) to the gradient of the data loss.
 
+The $\mathbb L^1$ penalty has a third way, the one that gives the sparse weights the
+course promises: the proximal step :func:`proximal_l1`, chained *after* the optimizer
+(``optax.chain(sgd(0.1), proximal_l1(lam, 0.1))``), which soft-thresholds the weights
+and sets exactly to zero those the subgradient step of :func:`add_l1` only makes small.
+
 Which leaves are weights is decided once, by name, in :func:`weight_mask`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from dlcourse._checks import check_nonnegative
+from dlcourse._checks import check_learning_rate, check_nonnegative
 from dlcourse._types import Array, Params
+from dlcourse.schedules import ScalarOrSchedule
 
 __all__ = [
     "add_l1",
@@ -31,6 +37,9 @@ __all__ = [
     "l1_penalty_grad",
     "l2_penalty",
     "l2_penalty_grad",
+    "proximal_l1",
+    "ProximalL1State",
+    "soft_threshold",
     "weight_mask",
 ]
 
@@ -224,3 +233,100 @@ def add_l1(l1: float) -> optax.GradientTransformation:
       Course §2.4.2; :func:`l1_penalty_grad`.
     """
     return _add_penalty_grad("add_l1", "l1", l1, l1_penalty_grad)
+
+
+# --------------------------------------------------------------------------- proximal step
+
+
+def soft_threshold(w: Array, tau: float | Array) -> Array:
+    r"""The proximal operator of $\tau\|\cdot\|_1$: $\operatorname{sign}(w)\max(|w| - \tau, 0)$.
+
+    $\operatorname{prox}_{\tau\|\cdot\|_1}(v) = \arg\min_w \tfrac12\|w - v\|_2^2 +
+    \tau\|w\|_1$, element-wise; every $|v_{ij}| \le \tau$ becomes exactly 0.
+
+    References:
+      N. Parikh and S. Boyd, "Proximal Algorithms", Foundations and Trends in
+      Optimization 1(3), 2014, §6.5.2, https://doi.org/10.1561/2400000003.
+    """
+    return jnp.sign(w) * jnp.maximum(jnp.abs(w) - tau, 0)
+
+
+class ProximalL1State(NamedTuple):
+    """State of :func:`proximal_l1`: the number of updates done (for a schedule)."""
+
+    count: Array
+
+
+def proximal_l1(l1: float, learning_rate: ScalarOrSchedule) -> optax.GradientTransformation:
+    r"""The proximal step of the $\mathbb L^1$ penalty $\lambda\Omega$ of §2.4.2: sparse weights.
+
+    Chained *after* the optimizer, whose step $u$ (the signed update) descends the data
+    loss only; the weights then go through the proximal operator of
+    $\varepsilon\lambda\Omega$, soft thresholding:
+
+    $$W \leftarrow \operatorname{sign}(W + u)\,\max\bigl(|W + u| - \varepsilon\lambda,
+      0\bigr)$$
+
+    (:func:`soft_threshold`), at the weights only (:func:`weight_mask`); biases and
+    other vectors take the optimizer's step unchanged.  The update returned is
+    $\operatorname{prox}(W + u) - W$, so that ``optax.apply_updates`` lands on the
+    thresholded weights, and on an exact 0 wherever $|W + u| \le \varepsilon\lambda$.
+
+    With ``sgd(eps)`` first, this is the proximal gradient method (ISTA), $\theta
+    \leftarrow \operatorname{prox}_{\varepsilon\lambda\Omega}(\theta -
+    \varepsilon\tilde\nabla_\theta)$, which minimizes the penalized risk
+    $\tilde L_n + \lambda\Omega$ like the subgradient step of :func:`add_l1` but sets
+    weights exactly to zero: the subgradient step $-\varepsilon\lambda
+    \operatorname{sign}(W)$ overshoots 0 and makes a weight oscillate around it, never
+    reach it.  After another optimizer (momentum, Adam) the step is the same
+    thresholding, a heuristic rather than an exact proximal method (Adam's step is not
+    $\varepsilon$ times a gradient).  ``learning_rate`` must be the optimizer's
+    $\varepsilon$ (or its schedule, evaluated at the same count).
+
+    Optax has no soft-thresholding block; by Moreau's decomposition the same map is
+    ``v - optax.projections.projection_linf_ball(v, eps * l1)`` (the tests check it).
+
+    Args:
+      l1: $\lambda \ge 0$.
+      learning_rate: $\varepsilon > 0$, or a schedule ``count -> rate``.
+
+    Returns:
+      A transformation with state :class:`ProximalL1State`; its ``update`` needs
+      ``params``.
+
+    Raises:
+      ValueError: if ``l1`` is not a finite number >= 0 or ``learning_rate`` is not a
+        positive float or a schedule; at update time, if ``params`` is None.
+
+    References:
+      Course §2.4.2 ("parcimonious solutions").  N. Parikh and S. Boyd, "Proximal
+      Algorithms", 2014, §4.2 and §6.5.2, https://doi.org/10.1561/2400000003.
+      A. Beck and M. Teboulle, "A Fast Iterative Shrinkage-Thresholding Algorithm for
+      Linear Inverse Problems", SIAM J. Imaging Sciences 2(1), 2009 (ISTA),
+      https://doi.org/10.1137/080716542.
+    """
+    lam = check_nonnegative("proximal_l1", "l1", l1)
+    check_learning_rate("proximal_l1", learning_rate)
+
+    def init_fn(params):
+        del params
+        return ProximalL1State(jnp.zeros([], jnp.int32))
+
+    def update_fn(updates, state, params=None):
+        if params is None:
+            raise ValueError(
+                "proximal_l1: the proximal step moves the weights themselves; call "
+                "update(updates, state, params) with the current params, got params=None."
+            )
+        rate = learning_rate(state.count) if callable(learning_rate) else learning_rate
+
+        def step(u, w, is_weight):
+            if not is_weight:
+                return u
+            tau = jnp.asarray(rate * lam, w.dtype)
+            return soft_threshold(w + u, tau) - w
+
+        new = jax.tree.map(step, updates, params, weight_mask(params))
+        return new, ProximalL1State(state.count + 1)
+
+    return optax.GradientTransformation(init_fn, update_fn)

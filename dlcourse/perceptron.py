@@ -28,7 +28,14 @@ import jax.numpy as jnp
 
 from dlcourse import activations as act
 from dlcourse import losses, penalties
-from dlcourse._checks import check_choice, check_positive_int
+from dlcourse._checks import (
+    check_choice,
+    check_finite,
+    check_input,
+    check_input_shape,
+    check_key,
+    check_positive_int,
+)
 from dlcourse._types import Array, Layer, Params, PRNGKey, Shape, State
 from dlcourse.dense import dense_apply, dense_backward, dense_init
 from dlcourse.dropout import check_drop_rate, dropout_mask
@@ -69,14 +76,18 @@ def _check_names(fn: str, *, activation=None, output=None, loss=None) -> None:
 
 def mlp_init(
     key: PRNGKey, sizes: Sequence[int], *, activation: str = "relu",
-    w_init: str = "glorot_uniform", dtype: jnp.dtype = jnp.float32,
+    w_init: str = "glorot_uniform", b_init: float = 0.0, dtype: jnp.dtype = jnp.float32,
 ) -> Params:
     r"""Parameters of an MLP with layer widths ``sizes = (N_0, N_1, ..., N_L, N_{L+1})`` (§2.2).
 
     ``N_0`` is the input dimension $d$, ``N_{L+1}`` the output dimension $K$: there are
     ``len(sizes) - 2`` hidden layers, each :func:`dlcourse.dense.dense_init` (weights by
     ``w_init``, a name of :data:`dlcourse.initializers.INITIALIZERS`, Glorot uniform by
-    default, §2.4.5; biases 0).  ``key`` is split into one subkey per layer.  Only
+    default, §2.4.5; biases 0).  ``b_init`` is the constant the hidden biases
+    $b^{(1)}, \dots, b^{(L)}$ start at: 0 by default (§2.4.5, "the biases can be
+    initialized to 0"); a small positive value (0.01, 0.1) is the advice of §2.1 for ReLU
+    units, "to ensure that each unit is active".  The output bias $b^{(L+1)}$ stays 0.
+    ``key`` is split into one subkey per layer.  Only
     ``activation="prelu"`` changes the tree: each hidden layer then holds its slopes
     ``"alpha"``, initialised to 0.25 (He et al. 2015).
 
@@ -87,11 +98,14 @@ def mlp_init(
     if len(sizes := tuple(sizes)) < 2:
         raise ValueError(f"mlp_init: sizes needs N_0 and N_{{L+1}} at least, got sizes={sizes!r}.")
     sizes = tuple(check_positive_int("mlp_init", f"sizes[{i}]", n) for i, n in enumerate(sizes))
+    b_init = check_finite("mlp_init", "b_init", b_init)
     _check_names("mlp_init", activation=activation)
     keys = jax.random.split(key, len(sizes) - 1)
     params = {}
     for k, (key_k, n_in, n_out) in enumerate(zip(keys, sizes[:-1], sizes[1:], strict=True), 1):
         layer = dense_init(key_k, n_in, n_out, w_init=w_init, dtype=dtype)
+        if b_init and k < len(sizes) - 1:  # a hidden layer
+            layer["b"] = jnp.full((n_out,), b_init, dtype)
         if activation == "prelu" and k < len(sizes) - 1:
             layer["alpha"] = jnp.full((n_out,), PRELU_INIT, dtype)
         params[f"fc{k}"] = layer
@@ -364,16 +378,20 @@ mlp_apply_explicit.defvjp(_mlp_explicit_fwd, _mlp_explicit_bwd)
 
 
 def _mlp_layer_init(key: PRNGKey, input_shape: Shape, *, hidden, num_outputs, activation,
-                    w_init) -> tuple[Shape, Params, State]:
-    sizes = (prod(input_shape), *hidden, num_outputs)
-    return (num_outputs,), mlp_init(key, sizes, activation=activation, w_init=w_init), {}
+                    w_init, b_init) -> tuple[Shape, Params, State]:
+    check_key("mlp.init", key)
+    sizes = (prod(check_input_shape("mlp.init", input_shape)), *hidden, num_outputs)
+    params = mlp_init(key, sizes, activation=activation, w_init=w_init, b_init=b_init)
+    return (num_outputs,), params, {}
 
 
 def _mlp_layer_apply(
     params: Params, state: State, x: Array, *, key: PRNGKey | None = None, train: bool = False,
     explicit_backprop: bool, **kwargs,  # mlp_apply's activation, output and dropout rates
 ) -> tuple[Array, State]:
-    h = x.reshape(x.shape[0], -1)
+    check_key("mlp.apply", key)
+    h = check_input("mlp.apply", "x", x)
+    h = h.reshape(h.shape[0], -1)
     if explicit_backprop:
         return mlp_apply_explicit(params, h, kwargs["activation"], kwargs["output"]), state
     return mlp_apply(params, h, key=key, train=train, **kwargs), state
@@ -381,8 +399,8 @@ def _mlp_layer_apply(
 
 def mlp(
     hidden: Sequence[int], num_outputs: int, *, activation: str = "relu",
-    output: str = "identity", w_init: str = "glorot_uniform", drop_rate: float = 0.0,
-    input_drop_rate: float = 0.0, explicit_backprop: bool = False,
+    output: str = "identity", w_init: str = "glorot_uniform", b_init: float = 0.0,
+    drop_rate: float = 0.0, input_drop_rate: float = 0.0, explicit_backprop: bool = False,
 ) -> Layer:
     r"""An MLP as a :class:`~dlcourse.Layer`: what the training loop and the CLI use (§2.2).
 
@@ -393,13 +411,14 @@ def mlp(
 
     Args:
       hidden, num_outputs: $N_1, \dots, N_L$ (may be empty: a linear/logistic model); $K$.
-      activation, output, w_init: as for :func:`mlp_init` and :func:`mlp_forward`.
+      activation, output, w_init, b_init: as for :func:`mlp_init` and :func:`mlp_forward`.
       drop_rate, input_drop_rate: dropout probabilities of the hidden units and of the
         inputs in training (§2.4.6; the course suggests 0.5 and 0.2).
       explicit_backprop: differentiate through :func:`mlp_apply_explicit` (no dropout).
     """
     hidden = tuple(check_positive_int("mlp", f"hidden[{i}]", n) for i, n in enumerate(hidden))
     num_outputs = check_positive_int("mlp", "num_outputs", num_outputs)
+    b_init = check_finite("mlp", "b_init", b_init)
     drop_rate = check_drop_rate("mlp", "drop_rate", drop_rate)
     input_drop_rate = check_drop_rate("mlp", "input_drop_rate", input_drop_rate)
     if explicit_backprop and (drop_rate or input_drop_rate):
@@ -408,7 +427,7 @@ def mlp(
     _check_names("mlp", activation=activation, output=output)
     return Layer(
         partial(_mlp_layer_init, hidden=hidden, num_outputs=num_outputs,
-                activation=activation, w_init=w_init),
+                activation=activation, w_init=w_init, b_init=b_init),
         partial(_mlp_layer_apply, activation=activation, output=output, drop_rate=drop_rate,
                 input_drop_rate=input_drop_rate, explicit_backprop=explicit_backprop),
         {"kind": "mlp", "hidden": hidden, "num_outputs": num_outputs, "activation": activation,

@@ -17,6 +17,7 @@ and nothing recompiles after the first epoch.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -31,11 +32,20 @@ import optax
 from tqdm.auto import tqdm
 
 from dlcourse import losses
-from dlcourse._checks import check_int, check_positive_int, is_int
-from dlcourse._io import atomic_write
+from dlcourse._checks import (
+    check_dataset,
+    check_input,
+    check_int,
+    check_key,
+    check_positive_int,
+    check_range,
+    is_int,
+)
+from dlcourse._io import atomic_write, defer_interrupts, remove_temporaries
 from dlcourse._types import Array, Layer, Params, PRNGKey, State
-from dlcourse.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from dlcourse.checkpoint import Checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
 from dlcourse.datasets import Dataset
+from dlcourse.layers.shapes import abstract_init
 from dlcourse.metrics import correct
 from dlcourse.schedules import PlateauState
 
@@ -48,9 +58,15 @@ __all__ = [
     "make_train_epoch",
     "write_history",
     "FitResult",
+    "TrainingInterrupted",
 ]
 
 LossFn = Callable[[Array, Array], Array]
+# optax's states that carry their hyper-parameters (the names differ across versions)
+_INJECT_STATES = tuple(
+    t for t in (getattr(optax, "InjectStatefulHyperparamsState", None),
+                getattr(optax, "InjectHyperparamsState", None)) if isinstance(t, type)
+)
 MetricFn = Callable[[Array, Array], Array]
 
 
@@ -62,10 +78,21 @@ class FitResult(NamedTuple):
         ``ensemble=K`` every leaf has a leading axis of size K.
       state: the model state that goes with them.
       history: one dict per epoch: ``epoch``, ``train_loss``, ``train_accuracy`` (means
-        over the epoch's minibatches), ``val_loss``, ``val_accuracy``,
-        ``learning_rate`` (at the end of the epoch), ``seconds``.
+        over the epoch's minibatches), ``val_loss``, ``val_accuracy``, ``seconds``, and
+        ``learning_rate`` (at the end of the epoch) where the rate is known (see
+        :func:`current_learning_rate`).
       best_epoch: the epoch whose parameters were returned.
       stopped_early: whether early stopping ended the run before ``epochs``.
+
+    ``repr(result)`` is a short summary for a notebook cell, never the arrays::
+
+        FitResult(epochs=24, best_epoch=21, stopped_early=True, params=2,410,
+                  train_loss=0.009239, train_accuracy=1.0000, val_loss=0.09512, val_accuracy=0.9667,
+                  best_val_loss=0.08451, best_val_accuracy=0.9667)
+
+    The losses and accuracies are the last epoch's; ``best_val_*`` (shown when the best
+    epoch is not the last) are those of the parameters returned.  ``params`` counts every
+    parameter (K members' together for an ensemble).
     """
 
     params: Params
@@ -73,6 +100,39 @@ class FitResult(NamedTuple):
     history: list[dict[str, float]]
     best_epoch: int
     stopped_early: bool
+
+    def __repr__(self) -> str:
+        count = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(self.params))
+        head = (f"epochs={len(self.history)}, best_epoch={self.best_epoch}, "
+                f"stopped_early={self.stopped_early}, params={count:,}")
+        if not self.history:
+            return f"FitResult({head})"
+        last = self.history[-1]
+        metrics = ", ".join(
+            f"{split}_{name}={last[f'{split}_{name}']:{fmt}}"
+            for split in ("train", "val") for name, fmt in (("loss", ".4g"), ("accuracy", ".4f"))
+        )
+        best = [r for r in self.history if r["epoch"] == self.best_epoch]
+        if best and best[0] is not last:
+            metrics += (f",\n          best_val_loss={best[0]['val_loss']:.4g}, "
+                        f"best_val_accuracy={best[0]['val_accuracy']:.4f}")
+        return f"FitResult({head},\n          {metrics})"
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`fit`: a ``KeyboardInterrupt`` that says what is saved.
+
+    Attributes:
+      epoch: the epochs completed when the interrupt came.
+      saved_epoch: the epoch of the checkpoint in ``checkpoint_dir`` (``None``: none).
+      checkpoint_dir: where it is, or ``None`` when the run saved nowhere.
+    """
+
+    def __init__(self, epoch: int, saved_epoch: int | None, checkpoint_dir: Any) -> None:
+        where = (f"the checkpoint of epoch {saved_epoch} is in {checkpoint_dir}"
+                 if saved_epoch else "nothing was saved")
+        super().__init__(f"fit: interrupted after {epoch} epochs; {where}")
+        self.epoch, self.saved_epoch, self.checkpoint_dir = epoch, saved_epoch, checkpoint_dir
 
 
 def _objective(model: Layer, loss_fn: LossFn, params, state, x, y, key):
@@ -192,6 +252,7 @@ def make_evaluate(
 
     @jax.jit
     def evaluate(params, state, x, y):
+        check_input("evaluate", "x", x)  # static: an empty x would divide by zero below
         n = x.shape[0]
         chunk = min(batch_size, n)
         pad = -n % chunk
@@ -237,21 +298,62 @@ def _check_fit_args(
     check_int("fit", "ensemble", ensemble, minimum=1)
 
 
+def _open_checkpoint_dir(checkpoint_dir: Any, resume: bool, overwrite: bool) -> None:
+    """Refuse to replace another run's checkpoint; remove a killed save's temporary files."""
+    if checkpoint_dir is None:
+        if resume:
+            raise ValueError("fit: resume=True needs a checkpoint_dir to resume from.")
+        return
+    if resume and overwrite:
+        raise ValueError("fit: resume=True continues the checkpoint and overwrite=True "
+                         "replaces it; pass one of them.")
+    if not resume and not overwrite and latest_checkpoint(checkpoint_dir) is not None:
+        raise ValueError(
+            f"fit: checkpoint_dir={str(checkpoint_dir)!r} already holds a checkpoint; pass "
+            f"resume=True to continue that run, overwrite=True to replace it, or another "
+            f"checkpoint_dir."
+        )
+    remove_temporaries(checkpoint_dir)
+
+
+def _diverged(record: dict[str, Any], reference: float, growth: float | None) -> str | None:
+    """Why the epoch of ``record`` diverged, or None: a non-finite loss or one past the bound."""
+    for name in ("train_loss", "val_loss"):
+        value = record[name]
+        if not np.isfinite(value):
+            return f"the {name.replace('_', ' ')} became {value}"
+        if growth is not None and value > growth * reference:
+            return (f"the {name.replace('_', ' ')} grew to {value:.4g}, over {growth:g} times "
+                    f"the untrained model's validation loss {reference:.4g}")
+    return None
+
+
 def current_learning_rate(
     learning_rate: float | Callable[[Array], Any] | None, opt_state: Any, step: int
 ) -> float | None:
     r"""The rate $\varepsilon_r$ in force after ``step`` updates, for the history.
 
-    ``learning_rate`` is the optimizer's base rate or schedule (``count -> rate``); any
-    :class:`~dlcourse.schedules.PlateauState` found in ``opt_state`` multiplies it by its
-    current scale.  ``None`` when the rate is not known.
+    ``learning_rate`` is the optimizer's base rate or schedule (``count -> rate``).
+    Without it, the rate is read off ``opt_state`` where an optimizer keeps it there:
+    an ``optax.inject_hyperparams`` state's ``hyperparams["learning_rate"]`` (the rate
+    its last update used).  Any :class:`~dlcourse.schedules.PlateauState` found in
+    ``opt_state`` multiplies the rate by its current scale.  ``None`` when the rate is
+    not known: the course's optimizers of :mod:`dlcourse.optim` keep no rate in their
+    state, so pass it to :func:`fit` as ``learning_rate=``.
     """
-    if learning_rate is None:
-        return None
-    rate = float(learning_rate(step)) if callable(learning_rate) else float(learning_rate)
-    is_plateau = lambda node: isinstance(node, PlateauState)  # noqa: E731
-    for node in jax.tree.leaves(opt_state, is_leaf=is_plateau):
-        if is_plateau(node):
+    is_node = lambda node: isinstance(node, (PlateauState, *_INJECT_STATES))  # noqa: E731
+    nodes = [node for node in jax.tree.leaves(opt_state, is_leaf=is_node) if is_node(node)]
+    if learning_rate is not None:
+        rate = float(learning_rate(step)) if callable(learning_rate) else float(learning_rate)
+    else:
+        injected = [node.hyperparams["learning_rate"] for node in nodes
+                    if not isinstance(node, PlateauState)
+                    and "learning_rate" in node.hyperparams]
+        if not injected:
+            return None
+        rate = float(jnp.mean(injected[0]))
+    for node in nodes:
+        if isinstance(node, PlateauState):
             rate *= float(jnp.mean(node.scale))
     return rate
 
@@ -275,6 +377,8 @@ def fit(
     augment: Callable[[PRNGKey, Array], Array] | None = None,
     objective: Callable[..., Any] | None = None,
     progress: bool | None = None,
+    overwrite: bool = False,
+    max_loss_growth: float | None = 100.0,
 ) -> FitResult:
     r"""Train ``model`` on ``data`` with Algorithm 1 (§2.4.6) and ``optimizer``.
 
@@ -295,8 +399,18 @@ def fit(
       (:mod:`dlcourse.checkpoint`), and the history is written as ``history.json``.
       With ``resume=True`` a run picks up from the checkpoint there and ends with the
       very parameters, bit for bit, of a run that was never interrupted.
-    * **A NaN or infinite training loss** stops the run with an error naming the epoch;
-      the checkpoint of the last good epoch stays as it was.
+      A run is extended by resuming it with a larger ``epochs`` (the same result as
+      one run of that many epochs where the schedule does not depend on the total).  A
+      ``checkpoint_dir`` that holds a checkpoint is never replaced unless ``resume`` or
+      ``overwrite`` says so.  A Ctrl-C lets the save in progress finish and raises
+      :class:`TrainingInterrupted` (a ``KeyboardInterrupt``) naming the saved epoch.
+    * **Checked before the first step** (:func:`dlcourse._checks.check_dataset`): inputs
+      and labels of equal lengths, floating inputs with every value finite, integer
+      labels within the model's outputs.  So a divergence is told apart from bad data.
+    * **Divergence**: a training or validation loss that is NaN, infinite, or over
+      ``max_loss_growth`` times the untrained model's validation loss stops the run with
+      a ``FloatingPointError`` naming the epoch (the learning rate is then the likely
+      cause); nothing of that epoch is saved, so the last good checkpoint stays.
 
     Args:
       model: a :class:`~dlcourse.Layer`; its ``init`` sees one example's shape.
@@ -315,7 +429,8 @@ def fit(
       meta: JSON-able configuration stored in the checkpoint; resuming with a different
         one is refused.
       learning_rate: the optimizer's rate or schedule, to report ``learning_rate`` in
-        the history (``None``: not reported).
+        the history; ``None``: read off the optimizer's state where it keeps the rate
+        (``optax.inject_hyperparams``), otherwise not reported.
       augment: ``augment(key, x_batch) -> x_batch``, applied to every training minibatch
         (:func:`dlcourse.augment.make_augment`); never to validation or test data.
       objective: replaces the loss of a minibatch, with the signature
@@ -323,17 +438,28 @@ def fit(
         (adversarial training: :func:`dlcourse.adversarial.make_adversarial_objective`).
       progress: a tqdm bar over epochs on stderr; ``None`` shows it only when stderr is
         a terminal.
+      overwrite: start afresh over the checkpoint in ``checkpoint_dir``.
+      max_loss_growth: the divergence bound, a factor of the untrained model's
+        validation loss (``None``: only NaN and inf count).
 
     Returns:
       :class:`FitResult`.
 
     Raises:
-      ValueError: a bad argument, or a checkpoint that does not match this run.
-      FloatingPointError: the training loss became NaN or infinite.
+      ValueError: a bad argument or dataset, a checkpoint that does not match this run
+        or has trained more than ``epochs``, or a ``checkpoint_dir`` that holds a
+        checkpoint without ``resume`` or ``overwrite``.
+      TypeError: ``key`` is not a PRNG key, or the inputs are not floating-point.
+      FloatingPointError: the training diverged (see above).
+      TrainingInterrupted: Ctrl-C.
     """
     _check_fit_args(data, epochs, batch_size, early_stopping, ensemble)
-    if resume and checkpoint_dir is None:
-        raise ValueError("fit: resume=True needs a checkpoint_dir to resume from.")
+    check_key("fit", key)
+    if max_loss_growth is not None:
+        check_range("fit", "max_loss_growth (or None)", max_loss_growth, 1, math.inf,
+                    low_open=True)
+    check_dataset("fit", data, tuple(abstract_init(model, data.input_shape)[0]))
+    _open_checkpoint_dir(checkpoint_dir, resume, overwrite)
     meta = {"batch_size": batch_size, "ensemble": ensemble, **(meta or {})}
     init_key, key = jax.random.split(key)
     if ensemble > 1:
@@ -345,7 +471,7 @@ def fit(
     opt_state = optimizer.init(params)
     best_params, best_state = params, state
     history: list[dict[str, float]] = []
-    start_epoch = 1
+    start_epoch, restored, initial = 1, None, (params, state)
     if resume:
         like = Checkpoint(params, {"model": state, "best": (params, state)}, opt_state, 0, key,
                           [], meta)
@@ -357,6 +483,12 @@ def fit(
             state = restored.state["model"]
             best_params, best_state = restored.state["best"]
             start_epoch = restored.epoch + 1
+            if restored.epoch > epochs:
+                raise ValueError(
+                    f"fit: the checkpoint in {str(checkpoint_dir)!r} has trained "
+                    f"{restored.epoch} epochs already, more than epochs={epochs}; pass "
+                    f"epochs >= {restored.epoch} to continue it."
+                )
 
     x, y = jax.device_put(data.x_train), jax.device_put(data.y_train)
     x_val, y_val = jax.device_put(data.x_val), jax.device_put(data.y_val)
@@ -365,6 +497,15 @@ def fit(
                                  ensemble=ensembled, augment=augment, objective=objective)
     evaluate = make_evaluate(model, loss_fn, metric_fn=metric_fn, ensemble=ensembled)
     steps = len(data.x_train) // batch_size
+    # The untrained model's validation loss: the scale of the divergence bound.  The
+    # initialization is the same on resume (same key), so is this number.
+    reference = float(evaluate(*initial, x_val, y_val)["loss"])
+    if not np.isfinite(reference):
+        raise ValueError(
+            f"fit: the untrained model's validation loss is {reference}, before any step: "
+            f"the outputs or loss_fn give non-finite values on this data (the data "
+            f"themselves are finite); check loss_fn and the model's output."
+        )
 
     def best_so_far() -> tuple[int, float]:
         if not history:
@@ -376,41 +517,53 @@ def fit(
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(range(start_epoch, epochs + 1), desc="train", unit="epoch", disable=not show,
                file=sys.stderr, initial=start_epoch - 1, total=epochs)
-    for epoch in bar:
-        best_epoch, _ = best_so_far()
-        if early_stopping is not None and history and epoch - 1 - best_epoch >= early_stopping:
-            stopped_early = True
-            break
-        start = time.perf_counter()
-        key, epoch_key = jax.random.split(key)
-        params, state, opt_state, train = run_epoch(params, state, opt_state, epoch_key, x, y)
-        val = evaluate(params, state, x_val, y_val)
-        record = {
-            "epoch": epoch,
-            "train_loss": float(train["loss"]),
-            "train_accuracy": float(train["accuracy"]),
-            "val_loss": float(val["loss"]),
-            "val_accuracy": float(val["accuracy"]),
-            "learning_rate": current_learning_rate(learning_rate, opt_state, epoch * steps),
-            "seconds": time.perf_counter() - start,
-        }
-        if not (np.isfinite(record["train_loss"]) and np.isfinite(record["val_loss"])):
-            raise FloatingPointError(
-                f"fit: the loss became {record['train_loss']} at epoch {epoch}; the learning "
-                "rate is probably too high: try a smaller one."
-                + (f" The checkpoint of epoch {epoch - 1} in {checkpoint_dir} is intact."
-                   if checkpoint_dir is not None and epoch > 1 else "")
-            )
-        history.append(record)
-        if best_so_far()[0] == epoch:
-            best_params, best_state = params, state
-        if checkpoint_dir is not None:
-            save_checkpoint(checkpoint_dir, Checkpoint(
-                params, {"model": state, "best": (best_params, best_state)}, opt_state,
-                epoch, key, history, meta,
-            ))
-            write_history(os.path.join(checkpoint_dir, "history.json"), history)
-        bar.set_postfix(loss=f"{record['train_loss']:.4f}", val_acc=f"{record['val_accuracy']:.4f}")
+    saved_epoch = (start_epoch - 1) if restored is not None else None
+    try:
+        for epoch in bar:
+            best_epoch, _ = best_so_far()
+            if early_stopping is not None and history and epoch - 1 - best_epoch >= early_stopping:
+                stopped_early = True
+                break
+            start = time.perf_counter()
+            key, epoch_key = jax.random.split(key)
+            params, state, opt_state, train = run_epoch(params, state, opt_state, epoch_key, x, y)
+            val = evaluate(params, state, x_val, y_val)
+            record = {
+                "epoch": epoch,
+                "train_loss": float(train["loss"]),
+                "train_accuracy": float(train["accuracy"]),
+                "val_loss": float(val["loss"]),
+                "val_accuracy": float(val["accuracy"]),
+                "seconds": time.perf_counter() - start,
+            }
+            rate = current_learning_rate(learning_rate, opt_state, epoch * steps)
+            if rate is not None:  # left out, not None, when the rate cannot be known
+                record["learning_rate"] = rate
+            why = _diverged(record, reference, max_loss_growth)
+            if why is not None:  # the data were checked: the step size is the likely cause
+                raise FloatingPointError(
+                    f"fit: training diverged at epoch {epoch}: {why}; the learning rate is "
+                    f"probably too high: try a smaller one."
+                    + (f" The checkpoint of epoch {saved_epoch} in {checkpoint_dir} is intact."
+                       if saved_epoch else "")
+                )
+            history.append(record)
+            if best_so_far()[0] == epoch:
+                best_params, best_state = params, state
+            if checkpoint_dir is not None:
+                with defer_interrupts():  # a Ctrl-C lets the checkpoint and history finish
+                    save_checkpoint(checkpoint_dir, Checkpoint(
+                        params, {"model": state, "best": (best_params, best_state)},
+                        opt_state, epoch, key, history, meta,
+                    ))
+                    write_history(os.path.join(checkpoint_dir, "history.json"), history)
+                    saved_epoch = epoch
+            bar.set_postfix(loss=f"{record['train_loss']:.4f}",
+                            val_acc=f"{record['val_accuracy']:.4f}")
+    except KeyboardInterrupt:
+        bar.close()
+        done = int(history[-1]["epoch"]) if history else 0
+        raise TrainingInterrupted(done, saved_epoch, checkpoint_dir) from None
     bar.close()
 
     if early_stopping is None:

@@ -346,3 +346,61 @@ def test_directory_that_is_a_file_raises(tmp_path, key) -> None:
     not_a_dir.write_text("x")
     with pytest.raises(ValueError, match="is a file, not a directory"):
         save_checkpoint(not_a_dir, _trained(key))
+
+
+# --- what a command line reads before building anything; Ctrl-C and kills (issue 12) ------
+
+
+def test_mismatch_messages_speak_of_this_run(saved, key) -> None:
+    directory, _ = saved
+    with pytest.raises(ValueError) as info:
+        load_checkpoint(directory, _fresh(key, meta=dict(META, lr=0.1)))
+    assert "lr=0.001 in the file but 0.1 in this run" in str(info.value)
+    with pytest.raises(ValueError) as info:
+        load_checkpoint(directory, _fresh(key, params=_params(key, fc1_shape=(5, 4))))
+    assert "(3, 4) in the file but (5, 4) in this run" in str(info.value)
+    assert "like" not in str(info.value)
+
+
+def test_checkpoint_info_reads_epoch_meta_and_history(saved, tmp_path) -> None:
+    directory, original = saved
+    info = ckpt.checkpoint_info(directory)
+    assert info.path == directory / CHECKPOINT_FILENAME
+    assert (info.epoch, info.meta, info.history) == (2, META, original.history)
+    assert ckpt.checkpoint_info(tmp_path / "empty") is None
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / CHECKPOINT_FILENAME).write_bytes(b"\x00garbage")
+    with pytest.raises(ValueError, match="is corrupt or truncated|not a dlcourse checkpoint"):
+        ckpt.checkpoint_info(tmp_path / "bad")
+
+
+def test_remove_temporaries_takes_only_the_strays(saved) -> None:
+    from dlcourse._io import remove_temporaries
+
+    directory, _ = saved
+    strays = [directory / ".checkpoint.msgpack.k3j2.tmp", directory / ".history.json.1.tmp"]
+    keep = [directory / "checkpoint.tmp", directory / ".other.json.1.tmp"]
+    for path in strays + keep:
+        path.write_bytes(b"x")
+    assert sorted(remove_temporaries(directory)) == sorted(strays)
+    assert all(p.exists() for p in keep) and (directory / CHECKPOINT_FILENAME).exists()
+    assert remove_temporaries(directory / "missing") == []
+
+
+def test_ctrl_c_during_a_save_is_held_until_the_file_is_in_place(saved, key, monkeypatch):
+    import signal
+
+    directory, original = saved
+    fsync = os.fsync
+
+    def interrupted_fsync(fd):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the new file is being written
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", interrupted_fsync)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(directory, original._replace(epoch=3))
+    monkeypatch.undo()
+    assert load_checkpoint(directory, _fresh(key)).epoch == 3  # the save finished first
+    assert os.listdir(directory) == [CHECKPOINT_FILENAME]  # no temporary left
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

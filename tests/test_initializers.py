@@ -11,6 +11,7 @@ import pytest
 
 from dlcourse.initializers import (
     INITIALIZERS,
+    constant,
     fans,
     get_initializer,
     glorot_uniform,
@@ -107,7 +108,7 @@ def test_same_key_same_array_different_key_different(key, name):
     init = get_initializer(name)
     a, b = init(key, (4, 6)), init(key, (4, 6))
     chex.assert_trees_all_equal(a, b)
-    if name != "zeros":
+    if name not in ("zeros", "constant"):  # neither draws anything
         c = init(jax.random.PRNGKey(1), (4, 6))
         assert not np.allclose(np.asarray(a), np.asarray(c))
 
@@ -167,3 +168,14 @@ def test_int_shape_and_int_dtype_raise_type_error(key):
         zeros(key, 5)
     with pytest.raises(TypeError, match="floating dtype"):
         glorot_uniform(key, (3, 4), jnp.int32)
+
+
+def test_constant_fills_every_entry_with_value_and_rejects_non_finite(key):
+    w = constant(key, (3, 4), value=0.05)
+    chex.assert_shape(w, (3, 4))
+    np.testing.assert_array_equal(np.asarray(w), np.full((3, 4), np.float32(0.05)))
+    np.testing.assert_array_equal(np.asarray(constant(key, (2,))), np.full(2, np.float32(0.01)))
+    chex.assert_trees_all_equal(constant(key, (2, 2), value=0.0), zeros(key, (2, 2)))
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="constant: value must be a finite number"):
+            constant(key, (2, 2), value=bad)

@@ -84,6 +84,32 @@ def test_lstm_init_forget_bias_option_and_blocks(key):
         lstm_init(key, D, 0)
 
 
+def test_lstm_init_chrono(key):
+    # Tallec & Ollivier 2018: b^f = log U(1, T_max - 1) unit by unit, b^u = -b^f.
+    params = lstm_init(key, D, 64, chrono=200)
+    b = lstm_to_course(params)
+    assert float(b["b_f"].min()) >= 0.0 and float(b["b_f"].max()) <= np.log(199) + 1e-6
+    assert float(b["b_f"].std()) > 0.5  # one time scale per unit, not one for all
+    np.testing.assert_array_equal(b["b_u"], -b["b_f"])
+    for g in ("c", "o"):
+        np.testing.assert_array_equal(b[f"b_{g}"], np.zeros(64))
+    plain = lstm_init(key, D, 64)  # the same key draws the same weights
+    np.testing.assert_array_equal(params["I"], plain["I"])
+    np.testing.assert_array_equal(params["W"], plain["W"])
+    # Through the model: every layer of rnn_regressor(..., chrono=T) gets it.
+    model = rnn_regressor("lstm", hidden=H, chrono=50)
+    _, p, _ = model.init(key, (T, D))
+    assert float(p["layer1"]["b"][H : 2 * H].min()) > 0.0
+    with pytest.raises(ValueError, match="chrono must be an int >= 3, got chrono=2"):
+        lstm_init(key, D, H, chrono=2)
+    with pytest.raises(ValueError, match="needs a forget gate"):
+        lstm_init(key, D, H, variant="1997", chrono=10)
+    with pytest.raises(ValueError, match="no forget_bias"):
+        lstm_init(key, D, H, forget_bias=1.0, chrono=10)
+    with pytest.raises(ValueError, match="chrono=10 initializes a forget gate"):
+        rnn_regressor("gru", chrono=10)
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_fused_course_round_trip(key, variant):
     params = _random_params(key, variant, jnp.float32)

@@ -1,4 +1,5 @@
-"""Tests for dlcourse.penalties (§2.4.2): Ω, ∇Ω, the weight mask, add_l1 / add_l2."""
+"""Tests for dlcourse.penalties (§2.4.2): Ω, ∇Ω, the weight mask, add_l1 / add_l2,
+the proximal L1 step."""
 
 import chex
 import jax
@@ -8,7 +9,7 @@ import optax
 import pytest
 from test_optim import G1, _mlp_problem, _tree
 
-from dlcourse import optim
+from dlcourse import optim, schedules
 from dlcourse.penalties import (
     add_l1,
     add_l2,
@@ -16,6 +17,8 @@ from dlcourse.penalties import (
     l1_penalty_grad,
     l2_penalty,
     l2_penalty_grad,
+    proximal_l1,
+    soft_threshold,
     weight_mask,
 )
 from dlcourse.perceptron import mlp_init, mlp_loss
@@ -184,3 +187,135 @@ def test_penalty_through_loss_equals_penalty_through_optimizer(key, penalty):
 def test_bad_lambda_raises(factory, lam, fn, arg):
     with pytest.raises(ValueError, match=rf"{fn}: {arg} .*got {arg}="):
         factory(lam)
+
+
+# --------------------------------------------------------------------------- proximal step
+
+
+def test_proximal_l1_one_step_closed_form():
+    """sgd(0.1) then soft thresholding at eps * lambda = 0.1 * 0.5 = 0.05, weights only."""
+    with jax.enable_x64(True):
+        params = {"W": jnp.array([[1.0, 0.05, -0.3, 0.0]]), "b": jnp.array([0.01])}
+        grads = {"W": jnp.array([[1.0, -0.5, -1.0, 0.2]]), "b": jnp.array([1.0])}
+        opt = optax.chain(optim.sgd(0.1), proximal_l1(0.5, 0.1))
+        updates, state = opt.update(grads, opt.init(params), params)
+        new = optax.apply_updates(params, updates)
+        # W + u = [0.9, 0.1, -0.2, -0.02] -> sign * max(|.| - 0.05, 0)
+        np.testing.assert_allclose(new["W"], [[0.85, 0.05, -0.15, 0.0]], rtol=1e-14, atol=1e-15)
+        assert new["W"][0, 3] == 0.0  # exactly, not 1e-17
+        np.testing.assert_allclose(new["b"], [0.01 - 0.1], rtol=1e-14)  # no threshold on b
+        assert int(state[1].count) == 1
+
+
+def test_soft_threshold_equals_optax_moreau_decomposition(key):
+    """prox of tau|.|_1 is v - projection onto the L-inf ball of radius tau (Moreau)."""
+    v = {"a": 2 * jax.random.normal(key, (50,)), "b": jax.random.normal(key, (3, 4))}
+    tau = 0.7
+    ours = jax.tree.map(lambda x: soft_threshold(x, tau), v)
+    moreau = jax.tree.map(lambda x, p: x - p, v, optax.projections.projection_linf_ball(v, tau))
+    chex.assert_trees_all_close(ours, moreau, rtol=1e-6, atol=1e-7)
+    assert int(jnp.sum(ours["a"] == 0.0)) == int(jnp.sum(jnp.abs(v["a"]) <= tau)) > 0
+
+
+def test_proximal_l1_never_touches_biases_or_alpha(key):
+    with jax.enable_x64(True):
+        params, loss = _mlp_problem(key, activation="prelu")
+        grads = jax.grad(loss)(params)
+        plain, _ = optim.sgd(0.1).update(grads, optim.sgd(0.1).init(params), params)
+        opt = optax.chain(optim.sgd(0.1), proximal_l1(0.5, 0.1))
+        prox, _ = opt.update(grads, opt.init(params), params)
+        for layer in params:
+            for leaf in params[layer]:
+                same = np.array_equal(prox[layer][leaf], plain[layer][leaf])
+                assert same == (leaf != "W"), (layer, leaf)
+
+
+def _lasso_problem():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(100, 10))
+    w_true = np.array([3.0, -2.0, 1.5, 0, 0, 0, 0, 0, 0, 0])
+    y = x @ w_true + 0.5 * rng.normal(size=100)
+    return x, y
+
+
+def _run_l1(transform_first, transform_last, x, y, steps):
+    """Gradient steps on (1/2n)||y - Xw||^2 with the L1 step before or after sgd(0.1)."""
+    xj, yj = jnp.asarray(x), jnp.asarray(y)
+    loss = lambda p: 0.5 * jnp.mean(jnp.square(yj - xj @ p["fc"]["W"][0]))  # noqa: E731
+    opt = optax.chain(*transform_first, optim.sgd(0.1), *transform_last)
+    params = {"fc": {"W": jnp.full((1, 10), 0.1, jnp.float64)}}
+    state = opt.init(params)
+
+    @jax.jit
+    def step(p, s):
+        updates, s = opt.update(jax.grad(loss)(p), s, p)
+        return optax.apply_updates(p, updates), s
+
+    for _ in range(steps):
+        params, state = step(params, state)
+    return np.asarray(params["fc"]["W"][0])
+
+
+def test_proximal_l1_is_ista_converging_to_the_lasso_with_exact_zeros():
+    """ISTA (Beck & Teboulle 2009) reaches sklearn's Lasso, zeros and all; add_l1 reaches none."""
+    from sklearn.linear_model import Lasso
+
+    lam = 0.3
+    x, y = _lasso_problem()
+    with jax.enable_x64(True):
+        ista = _run_l1([], [proximal_l1(lam, 0.1)], x, y, steps=2000)
+        subgradient = _run_l1([add_l1(lam)], [], x, y, steps=2000)
+    # sklearn minimizes (1/2n)||y - Xw||^2 + alpha ||w||_1, the same objective
+    lasso = Lasso(alpha=lam, fit_intercept=False, tol=1e-14, max_iter=100_000).fit(x, y).coef_
+    np.testing.assert_allclose(ista, lasso, atol=1e-8)
+    assert np.array_equal(ista == 0.0, lasso == 0.0) and (ista == 0.0).sum() >= 5
+    # the subgradient step oscillates around 0 (by up to eps * lam), never onto it
+    assert (subgradient == 0.0).sum() == 0
+    assert np.abs(subgradient[lasso == 0.0]).max() < 0.1 * lam
+
+
+def test_proximal_l1_follows_a_schedule():
+    """The threshold is eps_r * lambda with eps_r the schedule at the step's count."""
+    with jax.enable_x64(True):
+        rate = schedules.inverse(0.1)  # 0.1, 0.05, ...
+        params = {"W": jnp.array([[1.0]])}
+        opt = optax.chain(optim.sgd(rate), proximal_l1(1.0, rate))
+        state = opt.init(params)
+        for expected in (1.0 - 0.1 - 0.1, 0.8 - 0.05 - 0.05):
+            updates, state = opt.update({"W": jnp.array([[1.0]])}, state, params)
+            params = optax.apply_updates(params, updates)
+            np.testing.assert_allclose(params["W"], [[expected]], rtol=1e-14)
+
+
+def test_make_optimizer_proximal_l1_is_the_chain_after_the_optimizer(key):
+    with jax.enable_x64(True):
+        params, loss = _mlp_problem(key)
+        built = optim.make_optimizer("momentum", 0.1, l1=0.05, l1_method="proximal", l2=1e-3)
+        by_hand = optax.chain(optax.chain(add_l2(1e-3), optim.momentum(0.1)),
+                              proximal_l1(0.05, 0.1))
+        trajectories = []
+        for opt in (built, by_hand):
+            p, s = params, opt.init(params)
+            for _ in range(30):
+                updates, s = opt.update(jax.grad(loss)(p), s, p)
+                p = optax.apply_updates(p, updates)
+            trajectories.append(p)
+        chex.assert_trees_all_close(*trajectories, rtol=1e-12)
+        assert int(jnp.sum(trajectories[0]["fc1"]["W"] == 0.0)) > 0
+
+
+def test_make_optimizer_rejects_a_bad_l1_method_and_proximal_with_plateau():
+    with pytest.raises(ValueError, match=r"make_optimizer: unknown l1_method='ista'"):
+        optim.make_optimizer("sgd", 0.1, l1=0.1, l1_method="ista")
+    with pytest.raises(ValueError, match=r"make_optimizer: l1_method='proximal'.*plateau"):
+        optim.make_optimizer("sgd", 0.1, l1=0.1, l1_method="proximal", schedule="plateau")
+
+
+def test_proximal_l1_bad_arguments():
+    with pytest.raises(ValueError, match=r"proximal_l1: l1 .*got l1=-0.1"):
+        proximal_l1(-0.1, 0.1)
+    with pytest.raises(ValueError, match=r"proximal_l1: learning_rate"):
+        proximal_l1(0.1, 0.0)
+    with pytest.raises(ValueError, match=r"proximal_l1.*params=None"):
+        opt = proximal_l1(0.1, 0.1)
+        opt.update({"W": jnp.ones((1, 2))}, opt.init(None))

@@ -334,3 +334,22 @@ def test_bool_and_float_sizes_rejected(key, bad):
         M.mlp((bad,), 2)
     with pytest.raises(ValueError, match=rf"num_outputs={bad!r}"):
         M.mlp((3,), bad)
+
+
+def test_b_init_sets_the_hidden_biases_only(key):
+    """§2.1's advice, a small positive bias for ReLU units; the default stays b = 0 (§2.4.5)."""
+    default = M.mlp_init(key, (4, 3, 5, 2))
+    positive = M.mlp_init(key, (4, 3, 5, 2), b_init=0.1)
+    np.testing.assert_array_equal(positive["fc1"]["b"], np.full(3, 0.1, np.float32))
+    np.testing.assert_array_equal(positive["fc2"]["b"], np.full(5, 0.1, np.float32))
+    np.testing.assert_array_equal(positive["fc3"]["b"], np.zeros(2, np.float32))
+    # the same weights as the default: only the biases change
+    chex.assert_trees_all_equal({k: v["W"] for k, v in positive.items()},
+                                {k: v["W"] for k, v in default.items()})
+    _, params, _ = M.mlp((3,), 2, b_init=0.01).init(key, (4,))
+    np.testing.assert_array_equal(params["fc1"]["b"], np.full(3, 0.01, np.float32))
+    np.testing.assert_array_equal(params["fc2"]["b"], np.zeros(2, np.float32))
+    with pytest.raises(ValueError, match="mlp_init: b_init must be a finite number"):
+        M.mlp_init(key, (4, 2), b_init=float("nan"))
+    with pytest.raises(ValueError, match="b_init='0.1'"):
+        M.mlp((3,), 2, b_init="0.1")

@@ -174,3 +174,78 @@ def test_summary_of_a_user_defined_combinator(key):
         summary(bad, (4, 4, 1))
     with pytest.raises(ShapeError, match=r"layer 'st' \(stack\)"):
         bad.init(key, (4, 4, 1))
+
+
+# --- the cost of a layer: multiply-adds and depth --------------------------------------------
+
+# H_o W_o C_o · k k C_i for the convolutions, N_out N_in for the dense layers, by hand.
+ALEXNET_MACS = {
+    "conv1": 55 * 55 * 96 * (11 * 11 * 3),  # 105,415,200
+    "conv2": 27 * 27 * 256 * (5 * 5 * 96),  # 447,897,600
+    "conv3": 13 * 13 * 384 * (3 * 3 * 256),  # 149,520,384
+    "conv4": 13 * 13 * 384 * (3 * 3 * 384),  # 224,280,576
+    "conv5": 13 * 13 * 256 * (3 * 3 * 384),  # 149,520,384
+    "fc1": 9216 * 4096,
+    "fc2": 4096 * 4096,
+    "fc3": 4096 * 1000,
+}
+
+
+def test_alexnet_macs_by_hand():
+    rows = summary(alexnet(), (227, 227, 3))
+    assert {r["name"]: r["macs"] for r in rows if r["macs"]} == ALEXNET_MACS
+    assert sum(r["macs"] for r in rows) == sum(ALEXNET_MACS.values()) == 1_135_256_096
+    # Pooling, flatten and dropout multiply nothing; the depth counts the 8 weight layers.
+    assert {r["name"] for r in rows if r["macs"] == 0} == {
+        "pool1", "pool2", "pool3", "flatten", "dropout1", "dropout2"}
+    assert [r["depth"] for r in rows if r["kind"] in ("conv", "dense")] == list(range(1, 9))
+
+
+def test_macs_of_grouped_and_1d_convolutions():
+    # Two groups halve the multiply-adds of a layer; a 1-D layer: L_o C_o · k C_i.
+    plain, grouped = (summary(Conv(8, 3, groups=g), (6, 6, 4))[0]["macs"] for g in (1, 2))
+    assert plain == 4 * 4 * 8 * (3 * 3 * 4) and grouped == plain // 2
+    assert summary(Conv(5, 3), (10, 2))[0]["macs"] == 8 * 5 * (3 * 2)
+
+
+def test_depth_is_the_longest_path_of_weight_layers():
+    net = serial(
+        ("stem", Conv(4, 3, padding=1)),
+        ("mixed", parallel(("a", Conv(2, 1)), ("b", serial(Conv(3, 1), Conv(3, 1),
+                                                              MaxPool(3, 1, 1))))),
+        ("res", residual(Conv(5, 1), Conv(5, 1))),
+        Flatten(),
+        Dense(3),
+    )
+    depth = {r["name"]: r["depth"] for r in summary(net, (6, 6, 1))}
+    assert depth == {"stem": 1, "mixed.a": 2, "mixed.b.conv1": 2, "mixed.b.conv2": 3,
+                     "mixed.b.pool1": 3, "res.main": 4, "res.shortcut": 4, "flatten1": 4,
+                     "fc1": 5}
+
+
+@pytest.mark.parametrize(("make", "shape", "depth"), [
+    (alexnet, (227, 227, 3), 8),
+    (lenet5, (32, 32, 1), 5),
+    (resnet18, (224, 224, 3), 18),  # the 1×1 projection shortcuts run beside two 3×3s
+    (googlenet, (224, 224, 3), 22),  # "22 layers deep when counting only layers with
+])                                   # parameters" (Szegedy et al. 2014, §5)
+def test_depth_of_the_papers(make, shape, depth):
+    assert max(r["depth"] for r in summary(make(), shape)) == depth
+
+
+# Published forward multiply-adds per image (10⁹); the tolerance is the rounding of the
+# published figure, wider for GoogLeNet's "1.5 billion" (§5 of the paper; ours is 1.583).
+@pytest.mark.parametrize(("name", "published", "rtol"), [
+    ("alexnet_grouped", 0.72, 0.01),  # Krizhevsky et al.'s two GPUs; torchvision's 0.71
+    ("vgg16", 15.5, 0.01),
+    ("resnet50", 4.1, 0.01),  # torchvision's ResNet-50 (stride on the 3×3): 4.09
+    ("googlenet", 1.5, 0.06),
+])
+def test_macs_match_published(name, published, rtol):
+    from dlcourse.nets import resnet50, vgg16
+
+    make, shape = {"alexnet_grouped": (partial(alexnet, grouped=True), (227, 227, 3)),
+                   "vgg16": (vgg16, (224, 224, 3)), "resnet50": (resnet50, (224, 224, 3)),
+                   "googlenet": (googlenet, (224, 224, 3))}[name]
+    macs = sum(r["macs"] for r in summary(make(), shape)) / 1e9
+    assert macs == pytest.approx(published, rel=rtol)

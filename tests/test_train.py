@@ -29,9 +29,9 @@ def test_fit_learns_digits(digits, key):
     model = mlp((64,), 10)
     result = fit(model, digits, optax.sgd(0.1), epochs=10, batch_size=32, key=key)
     assert len(result.history) == 10
+    # optax.sgd(0.1) keeps no rate in its state and none was passed: no learning_rate key
     assert set(result.history[0]) == {
-        "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate",
-        "seconds",
+        "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds",
     }
     # 10 epochs of SGD on standardized digits: well above 0.9 on held-out data.
     assert result.history[-1]["val_accuracy"] > 0.9
@@ -185,3 +185,165 @@ def test_augment_and_objective_hooks(digits, key):
     # has no translation invariance, so shifted or adversarial inputs slow it down.
     assert shifted.history[-1]["val_accuracy"] > 0.5
     assert adv.history[-1]["val_accuracy"] > 0.5
+
+
+def test_history_learning_rate_known_or_left_out(digits, key):
+    """The rate passed to fit, or read off an inject_hyperparams state; otherwise no key."""
+    from dlcourse import optim
+
+    kw = dict(epochs=3, batch_size=100, key=key)
+    steps = len(digits.x_train) // 100
+    given = fit(mlp((16,), 10), digits, optim.adam(0.01), learning_rate=0.01, **kw)
+    assert [r["learning_rate"] for r in given.history] == [0.01] * 3
+    # a schedule in inject_hyperparams: the state holds the rate of the last update
+    schedule = optax.exponential_decay(0.01, transition_steps=steps, decay_rate=0.5)
+    injected = fit(mlp((16,), 10), digits,
+                   optax.chain(optim.add_l2(1e-4),
+                               optax.inject_hyperparams(optax.adam)(learning_rate=schedule)),
+                   **kw)
+    np.testing.assert_allclose([r["learning_rate"] for r in injected.history],
+                               [float(schedule(e * steps - 1)) for e in (1, 2, 3)], rtol=1e-6)
+    # the course's optimizers keep no rate in their state: left out, never None
+    unknown = fit(mlp((16,), 10), digits, optim.adam(0.01), **kw)
+    assert all("learning_rate" not in r for r in unknown.history)
+
+
+def test_fit_result_repr_reads_well(digits, key):
+    result = fit(mlp((16,), 10), digits, optax.adam(0.01), epochs=40, batch_size=100, key=key,
+                 early_stopping=2)
+    text = repr(result)
+    last, best = result.history[-1], result.history[result.best_epoch - 1]
+    assert result.stopped_early and best is not last
+    assert text.startswith(f"FitResult(epochs={len(result.history)}, "
+                           f"best_epoch={result.best_epoch}, stopped_early=True, "
+                           "params=1,210,")  # (64 + 1) * 16 + (16 + 1) * 10
+    assert f"val_accuracy={last['val_accuracy']:.4f}" in text
+    assert f"train_loss={last['train_loss']:.4g}" in text
+    assert f"best_val_loss={best['val_loss']:.4g}" in text
+    assert "Array" not in text and len(text) < 400  # a summary, not the arrays
+    full = fit(mlp((16,), 10), digits, optax.adam(0.01), epochs=1, batch_size=100, key=key)
+    assert "stopped_early=False" in repr(full) and "best_val" not in repr(full)
+
+
+# --- bad data, divergence, checkpoints that are never lost (issue 12) ---------------------
+
+
+def test_finite_loss_past_the_growth_bound_is_a_divergence(digits, key, tmp_path):
+    """SGD at 300 on digits: the loss is finite (4.7e7 after one epoch) but diverged."""
+    model = mlp((16,), 10)
+    kw = dict(batch_size=100, key=key, checkpoint_dir=tmp_path)
+    fit(model, digits, optax.chain(optax.sgd(0.01), optax.scale(1.0)), epochs=2, **kw)
+    before = (tmp_path / "checkpoint.msgpack").read_bytes()
+    # the same run continued at an effective rate of 300 (sgd 0.01 scaled by 3e4)
+    with pytest.raises(FloatingPointError, match=r"diverged at epoch 3: the train loss grew to "
+                       r".* over 100 times the untrained model's .*learning rate.*epoch 2 "
+                       r".* intact"):
+        fit(model, digits, optax.chain(optax.sgd(0.01), optax.scale(3e4)), epochs=4,
+            resume=True, **kw)
+    assert (tmp_path / "checkpoint.msgpack").read_bytes() == before  # nothing overwrote it
+    # max_loss_growth=None: only NaN and inf count, and this one stays finite
+    result = fit(model, digits, optax.sgd(300.0), epochs=1, batch_size=100, key=key,
+                 max_loss_growth=None)
+    assert 1e6 < result.history[0]["train_loss"] < np.inf
+
+
+@pytest.mark.parametrize("change,error,match", [
+    # a 10-class dataset for a 5-output model: said so, not "the learning rate is too high"
+    ("five_outputs", ValueError, r"y_train holds labels in \[0, 9\] but the model has 5 "
+                                 r"outputs.*num_classes=10"),
+    ("label_out_of_range", ValueError, r"y_val holds labels in \[0, 12\]"),
+    ("nan_inputs", ValueError, r"x_train holds 80512 NaN or infinite values"),
+    ("short_labels", ValueError, r"x_train and data.y_train must hold the same number.*"
+                                 r"\(1258, 64\).*\(1257,\)"),
+    ("uint8_inputs", TypeError, r"x_train must hold floating-point numbers, got "
+                                r"data.x_train.dtype=uint8"),
+    ("empty_validation", ValueError, r"data.x_val is empty"),
+    ("key_zero", TypeError, r"fit: key must be a PRNG key, got key=0; make one with "
+                            r"jax.random.key\(0\)"),
+])
+def test_bad_data_is_refused_before_the_first_step(digits, key, change, error, match,
+                                                   monkeypatch):
+    steps = []
+    monkeypatch.setattr("dlcourse.train.make_train_epoch", lambda *a, **k: steps.append(1))
+    model, data = mlp((8,), 10), digits
+    if change == "five_outputs":
+        model = mlp((8,), 5)
+    elif change == "label_out_of_range":
+        data = data._replace(y_val=np.where(np.arange(len(data.y_val)) == 3, 12, data.y_val))
+    elif change == "nan_inputs":
+        data = data._replace(x_train=np.full_like(data.x_train, np.nan))
+    elif change == "short_labels":
+        data = data._replace(y_train=data.y_train[:-1])
+    elif change == "uint8_inputs":
+        data = data._replace(x_train=data.x_train.astype(np.uint8))
+    elif change == "empty_validation":
+        data = data._replace(x_val=data.x_val[:0], y_val=data.y_val[:0])
+    elif change == "key_zero":
+        key = 0
+    with pytest.raises(error, match=match):
+        fit(model, data, optax.sgd(0.1), epochs=1, batch_size=50, key=key)
+    assert not steps  # refused before anything was compiled
+
+
+def test_a_checkpoint_dir_is_never_overwritten_unasked(digits, key, tmp_path):
+    model, kw = mlp((8,), 10), dict(batch_size=100, key=key, checkpoint_dir=tmp_path)
+    fit(model, digits, optax.sgd(0.1), epochs=1, **kw)
+    before = (tmp_path / "checkpoint.msgpack").read_bytes()
+    with pytest.raises(ValueError, match=r"already holds a checkpoint; pass resume=True .* "
+                                         r"overwrite=True"):
+        fit(model, digits, optax.sgd(0.1), epochs=1, **kw)
+    assert (tmp_path / "checkpoint.msgpack").read_bytes() == before
+    replaced = fit(model, digits, optax.sgd(0.2), epochs=1, overwrite=True, **kw)
+    assert (tmp_path / "checkpoint.msgpack").read_bytes() != before
+    assert len(replaced.history) == 1
+
+
+def test_resume_past_the_requested_epochs_is_refused(digits, key, tmp_path):
+    model, kw = mlp((8,), 10), dict(batch_size=100, key=key, checkpoint_dir=tmp_path)
+    fit(model, digits, optax.sgd(0.1), epochs=2, **kw)
+    with pytest.raises(ValueError, match=r"has trained 2 epochs already, more than epochs=1; "
+                                         r"pass epochs >= 2"):
+        fit(model, digits, optax.sgd(0.1), epochs=1, resume=True, **kw)
+
+
+def test_stray_temporaries_of_a_killed_save_are_removed(digits, key, tmp_path):
+    """A kill between write and rename leaves `.checkpoint.msgpack.<random>.tmp` behind."""
+    strays = [tmp_path / ".checkpoint.msgpack.ab12.tmp", tmp_path / ".history.json.x9.tmp"]
+    for stray in strays:
+        stray.write_bytes(b"half a file")
+    mine = tmp_path / "notes.tmp"
+    mine.write_text("not ours")
+    fit(mlp((8,), 10), digits, optax.sgd(0.1), epochs=1, batch_size=100, key=key,
+        checkpoint_dir=tmp_path, resume=True)  # an empty dir: resume starts fresh
+    assert not any(s.exists() for s in strays) and mine.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoint.msgpack", "history.json", "notes.tmp"]
+
+
+def test_ctrl_c_during_a_save_lets_it_finish(digits, key, tmp_path, monkeypatch):
+    """SIGINT in the middle of epoch 2's save: the save completes, then the run stops."""
+    import json
+    import os
+    import signal
+
+    from dlcourse import train as train_module
+    from dlcourse.checkpoint import checkpoint_info
+    from dlcourse.train import TrainingInterrupted
+
+    write = train_module.write_history
+
+    def interrupted_write(path, history):
+        if len(history) == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # arrives inside the deferred block
+        write(path, history)
+
+    monkeypatch.setattr(train_module, "write_history", interrupted_write)
+    with pytest.raises(TrainingInterrupted, match="interrupted after 2 epochs; the checkpoint "
+                                                  "of epoch 2 is in") as info:
+        fit(mlp((8,), 10), digits, optax.sgd(0.1), epochs=5, batch_size=100, key=key,
+            checkpoint_dir=tmp_path)
+    assert isinstance(info.value, KeyboardInterrupt)
+    assert (info.value.epoch, info.value.saved_epoch) == (2, 2)
+    assert checkpoint_info(tmp_path).epoch == 2
+    assert len(json.loads((tmp_path / "history.json").read_text())) == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored

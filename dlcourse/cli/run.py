@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 
+from dlcourse.cli._args import UsageExit
 from dlcourse.experiments import EXPERIMENTS
 
 
@@ -51,4 +52,10 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"dlcourse run: error: argument name: unknown experiment {args.name!r}; "
               f"expected one of {', '.join(EXPERIMENTS)}", file=sys.stderr)
         return 2
-    return _module(args.name).main(args.rest)
+    try:
+        return _module(args.name).main(args.rest)
+    except SystemExit as exit_:  # the experiment's own argument error: a usage error, 2
+        if exit_.code is None or isinstance(exit_.code, int):
+            raise
+        print(f"dlcourse run: error: {exit_.code}", file=sys.stderr)
+        raise UsageExit(str(exit_.code)) from None

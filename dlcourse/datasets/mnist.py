@@ -304,11 +304,14 @@ def mnist(
     if missing:
         if not download:
             why = "download=False, so nothing was downloaded"
-        else:
-            why = "the download failed: " + "; ".join(failures)
+        else:  # one reason per kind of failure, not one line per URL
+            reasons = sorted({f.split(": ", 1)[1] for f in failures})
+            why = (f"the download failed from each of {len(_MNIST_MIRRORS)} mirrors: "
+                   f"{'; '.join(reasons)[:300]}")
         raise FileNotFoundError(
-            f"mnist: missing {', '.join(missing)} (raw or with a .gz suffix) in {folder}; "
-            f"{why}. Put the four MNIST files (each raw or .gz) in {folder}, or pass "
+            f"mnist: missing {', '.join(missing)} (raw or .gz) in {folder}.\n"
+            f"  {why}.\n"
+            f"  Put the four MNIST files (each raw or .gz) in {folder}, or pass "
             f"path=<the folder holding them>."
         )
     arrays = {stem: read_idx(found[stem]) for stem in _MNIST_FILES}

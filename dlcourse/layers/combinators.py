@@ -41,6 +41,7 @@ import jax
 import jax.numpy as jnp
 
 from dlcourse import activations as act
+from dlcourse._checks import check_input, check_input_shape, check_key
 from dlcourse._types import Layer, Shape
 from dlcourse.layers.shapes import ShapeError
 
@@ -124,6 +125,9 @@ def name_children(
 
 
 def _combinator_init(key, input_shape, *, children: Children, shape_rule: ShapeRule):
+    fn = f"{_rule_name(shape_rule)}.init"
+    check_key(fn, key)
+    input_shape = check_input_shape(fn, input_shape)
     index = {name: i for i, (name, _) in enumerate(children)}
     params, state = {}, {}
 
@@ -156,8 +160,20 @@ def _child_key(key, i: int):
     return None if key is None else jax.random.fold_in(key, i)
 
 
-def _apply_branches(params, state, x, key, train, children):
+def _rule_name(rule) -> str:
+    """``serial`` for ``partial(_serial_rule, ...)``: the combinator named in errors."""
+    return getattr(rule, "func", rule).__name__.strip("_").removesuffix("_rule")
+
+
+def _check_apply(fn: str, x, key):
+    """The input and key every combinator's ``apply`` receives (``dlcourse._checks``)."""
+    check_key(fn, key)
+    return check_input(fn, "x", x)
+
+
+def _apply_branches(params, state, x, key, train, children, fn="parallel.apply"):
     """Every child fed ``x``: (outputs by name, new state by name)."""
+    x = _check_apply(fn, x, key)
     outs, new_state = {}, {}
     for i, (name, layer) in enumerate(children):
         outs[name], s = layer.apply(params.get(name, {}), state.get(name, {}), x,
@@ -178,6 +194,7 @@ def _serial_rule(input_shape, visit, *, children):
 
 
 def _serial_apply(params, state, x, *, key=None, train=False, children):
+    x = _check_apply("serial.apply", x, key)
     new_state = {}
     for i, (name, layer) in enumerate(children):
         x, s = layer.apply(params.get(name, {}), state.get(name, {}), x,
@@ -263,7 +280,7 @@ def _residual_rule(input_shape, visit, *, children):
 
 
 def _residual_apply(params, state, x, *, key=None, train=False, children, scale, activation):
-    outs, new_state = _apply_branches(params, state, x, key, train, children)
+    outs, new_state = _apply_branches(params, state, x, key, train, children, "residual.apply")
     y = outs.get("shortcut", x) + (outs["main"] if scale == 1.0 else scale * outs["main"])
     return (y if activation is None else act.output_apply(activation, y)), new_state
 
@@ -313,6 +330,7 @@ def _serial_aux_rule(input_shape, visit, *, children, aux):
 
 
 def _serial_aux_apply(params, state, x, *, key=None, train=False, children, aux):
+    x = _check_apply("serial_aux.apply", x, key)
     side, new_state = [], {}
     for i, (name, layer) in enumerate(children):
         if name in aux and not train:

@@ -29,6 +29,8 @@ Count them without allocating a weight with :func:`dlcourse.layers.abstract_init
     print(format_summary(summary(alexnet(), (227, 227, 3))))
 """
 
+from functools import partial
+
 from dlcourse.nets.alexnet import alexnet
 from dlcourse.nets.cnn1d import mnist1d_cnn
 from dlcourse.nets.googlenet import googlenet, inception_module
@@ -63,11 +65,14 @@ ARCHITECTURES = {
     "lenet5": (lenet5, (32, 32, 1)),
     "lenet5_original": (lenet5_original, (32, 32, 1)),
     "alexnet": (alexnet, (227, 227, 3)),
+    "alexnet_grouped": (partial(alexnet, grouped=True), (227, 227, 3)),
     "vgg16": (vgg16, (224, 224, 3)),
+    "vgg19": (vgg19, (224, 224, 3)),
     "resnet18": (resnet18, (224, 224, 3)),
     "resnet34": (resnet34, (224, 224, 3)),
     "resnet50": (resnet50, (224, 224, 3)),
     "googlenet": (googlenet, (224, 224, 3)),
+    "googlenet_torchvision": (partial(googlenet, torchvision_compat=True), (224, 224, 3)),
     "inception_v4": (inception_v4, (299, 299, 3)),
     "inception_resnet_v2": (inception_resnet_v2, (299, 299, 3)),
 }

@@ -16,7 +16,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from dlcourse._checks import check_positive_int, check_sequences
+from dlcourse._checks import check_input_shape, check_key, check_positive_int, check_sequences
 from dlcourse._types import Array, Layer, Shape, State
 from dlcourse.dense import dense_apply, dense_init
 from dlcourse.rnn.scan import (
@@ -40,8 +40,8 @@ def _recurrent_init(key, input_shape: Shape, *, fn, cell, hidden, num_outputs, l
             f"for scalar sequences such as MNIST-1D's (40,) reshape the data to (N, 40, 1) "
             f"(dlcourse.datasets.mnist1d_sequence does)."
         )
-    T, D = input_shape
-    k_rnn, k_head = jax.random.split(key)
+    T, D = check_input_shape(fn, input_shape)
+    k_rnn, k_head = jax.random.split(check_key(fn, key))
     params = rnn_stack_init(k_rnn, cell, D, hidden, layers=layers,
                             bidirectional=bidirectional, w_init=w_init, dtype=dtype)
     F = 2 * hidden if bidirectional else hidden
@@ -53,6 +53,7 @@ def _recurrent_init(key, input_shape: Shape, *, fn, cell, hidden, num_outputs, l
 def _recurrent_apply(params, state, x, *, key=None, train=False, lengths=None,
                      initial_carry=None, fn, cell, return_sequences, hoist_input,
                      unroll, explicit_backprop=False) -> tuple[Array, State]:
+    check_key(fn, key)
     del key, train  # no dropout here
     first = params["layer1"]
     check_sequences(fn, x, (first["fwd"] if "fwd" in first else first)["I"].shape[1])
@@ -78,6 +79,7 @@ def recurrent(
     activation: str = "tanh",
     output: str = "tanh",
     forget_bias: float | None = None,
+    chrono: int | None = None,
     w_init: str = "glorot_uniform",
     dtype: Any = jnp.float32,
     name: str = "recurrent",
@@ -126,6 +128,8 @@ def recurrent(
       activation: $\phi$ of the Elman and Jordan hidden layer.
       output: $\psi$ of the Jordan layer's outputs.
       forget_bias: initial $b^f$ of the LSTMs with a forget gate (default 1.0).
+      chrono: $T_{max}$ of their chrono initialization instead (Tallec & Ollivier 2018;
+        :func:`~dlcourse.rnn.lstm.lstm_init`): for dependencies over ~$T_{max}$ steps.
       w_init: initializer of every weight block and of the head.
       dtype: parameter dtype.
       name: the function name used in error messages and ``info["kind"]``.
@@ -136,7 +140,8 @@ def recurrent(
         an ``input_shape`` that is not ``(T, D)``; at ``apply``, an ``x`` that is not
         ``(B, T, D)``, or ``lengths`` with ``explicit_backprop``.
     """
-    c = get_cell(cell, activation=activation, output=output, forget_bias=forget_bias)
+    c = get_cell(cell, activation=activation, output=output, forget_bias=forget_bias,
+                 chrono=chrono)
     for arg, v in (("hidden", hidden), ("num_outputs", num_outputs), ("layers", layers)):
         check_positive_int(name, arg, v)
     if explicit_backprop:

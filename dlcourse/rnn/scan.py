@@ -126,6 +126,7 @@ def get_cell(
     activation: str = "tanh",
     output: str = "tanh",
     forget_bias: float | None = None,
+    chrono: int | None = None,
 ) -> Cell:
     r"""The :class:`Cell` called ``name`` (one of :data:`CELLS`), with its options.
 
@@ -136,6 +137,8 @@ def get_cell(
       activation: $\phi$ of the Elman and Jordan hidden layer.
       output: $\psi$ of the Jordan layer's outputs (its context units).
       forget_bias: initial $b^f$ of the LSTMs with a forget gate (default 1.0).
+      chrono: $T_{max}$ of the chrono initialization of those LSTMs' forget and update
+        gate biases (:func:`~dlcourse.rnn.lstm.lstm_init`), instead of ``forget_bias``.
 
     Raises:
       ValueError: an unknown name, activation, or an option the cell does not have.
@@ -150,6 +153,11 @@ def get_cell(
             f"get_cell: forget_bias={forget_bias!r} needs a forget gate, which cell={name!r} "
             f"does not have; use cell='lstm' or 'peephole_lstm', or drop forget_bias."
         )
+    if chrono is not None and name not in ("lstm", "peephole_lstm"):
+        raise ValueError(
+            f"get_cell: chrono={chrono!r} initializes a forget gate, which cell={name!r} "
+            f"does not have; use cell='lstm' or 'peephole_lstm', or drop chrono."
+        )
     if name == "elman":
         return Cell(name, EJ.elman_init, zero_context, input_projection,
                     partial(EJ.elman_step, activation=activation), _identity)
@@ -159,7 +167,8 @@ def get_cell(
     if name == "gru":
         return Cell(name, G.gru_init, zero_context, input_projection, G.gru_step, _identity,
                     G.gru_apply_explicit)
-    init = partial(L.lstm_init, variant=_LSTM_VARIANT[name], forget_bias=forget_bias)
+    init = partial(L.lstm_init, variant=_LSTM_VARIANT[name], forget_bias=forget_bias,
+                   chrono=chrono)
     return Cell(name, init, L.lstm_zero_carry, input_projection, L.lstm_step, _lstm_features,
                 L.lstm_apply_explicit)
 

@@ -1,0 +1,63 @@
+"""The quick mode of `ch2_batch_size` through `dlcourse run`: files, verdict, key numbers."""
+
+import json
+
+import pytest
+
+from dlcourse.cli import main
+from dlcourse.experiments import ch2_batch_size as exp
+
+NAME = "ch2_batch_size"
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp(NAME)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DLCOURSE_CACHE", str(tmp / "cache"))
+        status = main(["run", NAME, "--quick", f"--out={tmp / 'out'}"])
+    return status, tmp / "out"
+
+
+def test_quick_run_writes_its_evidence_and_the_claim_shows(quick):
+    status, out = quick
+    assert status == 0
+    for file in ("config.json", "results.json", "table.md", "plot.png"):
+        assert (out / file).stat().st_size > 0
+    assert json.loads((out / "config.json").read_text())["seeds"] == [0]
+    results = json.loads((out / "results.json").read_text())
+    assert results["verdict"]["holds"] is True, results["verdict"]["text"]
+
+
+def test_quick_key_numbers(quick):
+    """Measured (MNIST-1D, 3 epochs, seed 0): tuned test accuracy 0.54, 0.50, 0.41, 0.24."""
+    _, out = quick
+    results = json.loads((out / "results.json").read_text())
+    tuned = results["arms"]["tuned"]
+    acc = {m: tuned[m]["test_accuracy"][0] for m in ("1", "10", "100", "1000")}
+    assert acc["1"] == pytest.approx(0.54, abs=0.06)
+    assert acc["10"] == pytest.approx(0.50, abs=0.06)
+    assert acc["100"] == pytest.approx(0.41, abs=0.06)
+    assert acc["1000"] == pytest.approx(0.24, abs=0.06)
+    # the sweep finds the linear scaling rule for m <= 100: 10x the batch, 10x the rate
+    assert [tuned[m]["rate"] for m in ("1", "10", "100")] == [0.01, 0.1, 1.0]
+    # m = 1 really is n = 3600 steps per epoch inside dl.fit
+    assert results["n_train"] == 3600
+    assert len(results["curves"]["1"][0]["val_accuracy"]) == 3
+    # the same rate as m = 100 (ε = 1) makes online learning diverge or fail
+    assert results["arms"]["same rate"]["1"]["test_accuracy"][0] < 0.15
+
+
+def test_rule_rates_reads_same_and_linear_rates_off_the_grid():
+    config = exp.Config(batch_sizes=(1, 10, 100, 1000))
+    rules = exp.rule_rates(config, {1: 0.01, 10: 0.1, 100: 0.316, 1000: 1.0})
+    assert rules["same rate"] == {1: 0.316, 10: 0.316, 100: 0.316, 1000: 0.316}
+    assert rules["linear scaling"] == {1: 0.00316, 10: 0.0316, 100: 0.316, 1000: 3.16}
+    # 1 * 1000 / 100 = 10 is on the default grid (10^-4 ... 10); 100 would not be
+    assert exp.rule_rates(config, {1: 1, 10: 1, 100: 10.0, 1000: 1})["linear scaling"][
+        1000] is None
+
+
+def test_reference_batch_must_be_swept():
+    with pytest.raises(ValueError, match="reference_batch=64 must be one of"):
+        exp.run(exp.Config(batch_sizes=(1, 10), reference_batch=64))
