@@ -39,6 +39,7 @@ module                 course     contents
 ``datasets``                      digits, MNIST-1D, MNIST (IDX), the adding problem,
                                   ``Dataset.from_arrays``
 ``plots``                         training curves, learned filters
+``weights``                       torchvision / torch weights in, msgpack params out
 ``cli``                           the ``dlcourse`` command
 =====================  =========  ============================================================
 
@@ -96,6 +97,7 @@ from dlcourse import (
     rnn,
     schedules,
     train,
+    weights,
 )
 from dlcourse._padding import conv_output_size, pool_output_size
 from dlcourse._types import Array, Layer, Params, PRNGKey, Shape, State
@@ -141,6 +143,7 @@ __all__ = [
     "activations", "adversarial", "augment", "checkpoint", "conv", "datasets", "dense",
     "dropout", "initializers", "layers", "losses", "metrics", "nets", "normalization",
     "optim", "penalties", "perceptron", "plots", "pool", "rnn", "schedules", "train",
+    "weights",
     # §2 neurons, the MLP and backpropagation
     "dense_apply", "dense_backward", "dense_init", "mlp", "mlp_apply", "mlp_backprop",
     "mlp_backward", "mlp_forward", "mlp_init", "mlp_loss",

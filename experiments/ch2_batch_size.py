@@ -19,8 +19,16 @@ first epoch compiles) per batch size, over seeds.  m = 1 is a ``lax.scan`` of n 
 steps per epoch inside ``dl.fit``.
 
 Run:      dlcourse run ch2_batch_size      (or python -m dlcourse.experiments.ch2_batch_size)
-Expected: see the README / ``results/ch2_batch_size/table.md``; the numbers of the full
-          run are in the report.  Full mode ~3 min on a shared 2-core CPU (--quick: ~20 s).
+Expected: MNIST-1D, 10 epochs, MLP 64-64, 3 seeds, tuned rates: test accuracy 0.599 ±
+          0.012 (m = 1), 0.586 ± 0.003 (10), 0.592 ± 0.010 (100), 0.302 ± 0.044 (1000):
+          m ≤ 100 agree within noise; m = 1000 (30 steps in all) is under-trained, with
+          the smallest train − test gap (0.05 vs 0.14-0.19).  The tuned rates follow
+          linear scaling (0.01, 0.1, 1 for m = 1, 10, 100) until it breaks (ε = 10 at
+          m = 1000 diverges: 0.09).  An epoch of online learning takes 93 ms against 12 ms
+          for m = 100 (7.6×; min over epochs, on a loaded machine).
+          Verdict: holds (m = 10 beats m = 1000; online is 7.6× slower per epoch).
+          7 min wall (1.4 min CPU) on the shared 2-core machine under a load of ~11
+          (--quick, 3 epochs, seed 0: 96 s wall, 34 s CPU).
 """
 
 from __future__ import annotations
