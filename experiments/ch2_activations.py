@@ -5,13 +5,14 @@ measured from the library's own functions (`dl.activations`) against `jax.grad`.
 
 Run:      dlcourse run ch2_activations    (or python -m dlcourse.experiments.ch2_activations)
 Expected: on a grid of 160,001 points of [−8, 8] (step 1e-4, float64) every closed-form
-          derivative of `dl.activations` equals `jax.grad` of the function to ≤ 1.2e-16
-          (identity, threshold, ReLU and its variants: exactly); max σ' = 0.25 exactly,
-          at x = 0; max tanh' = 1 at x = 0; ReLU' is exactly 1 on x > 0 and 0 on x < 0.
-          σ'(x) < 0.01 exactly for |x| > 4.5850 (the closed form 2 artanh √0.96 =
-          4.58496; tanh' < 0.01 for |x| > 2.9932).  LeCun's tanh: φ(1) = 0.99999,
-          φ'(0) = 1.144, |φ''| largest at |x| = 0.9877 (LeCun 1998 says at ±1).
-          Under 1 s on a 2-core CPU, full and --quick (grid step 1e-3) alike.
+          derivative of `dl.activations` equals `jax.grad` of the function to ≤ 4.4e-16
+          (two ulps; identity, threshold, sigmoid and the ReLUs exactly); max σ' = 0.25
+          exactly, at x = 0; max tanh' = 1 at x = 0; ReLU' is exactly 1 on x > 0 and 0 on
+          x ≤ 0 (0 at 0, as jax.grad).  σ'(x) < 0.01 exactly for |x| > 4.5848 (closed
+          form 2 artanh √0.96 = 4.58486); tanh' < 0.01 for |x| > 2.9932.  LeCun's tanh:
+          φ(1) = 0.999997, φ'(0) = 1.1439, |φ''| largest at |x| = 0.9877 (LeCun et al.'s
+          "Efficient BackProp", 1998, says at ±1).
+          3 s on a 2-core CPU shared with other runs (--quick, grid step 1e-3: 2-10 s).
 """
 
 from __future__ import annotations

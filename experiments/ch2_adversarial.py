@@ -11,7 +11,11 @@ adversarial training at ε_train, and with random shifts of ≤ 1 pixel; each is
 attacked by FGSM on the test split at every ε.
 
 Run:      dlcourse run ch2_adversarial      (or python -m dlcourse.experiments.ch2_adversarial)
-Expected: EXPECTED_PLACEHOLDER
+Expected: test accuracy under FGSM (3 seeds) at ε = 0 / 0.1 / 0.3 / 0.5 pixel stds:
+          normal 0.974 / 0.908 / 0.484 / 0.092; adversarial training (ε = 0.3) 0.982 /
+          0.960 / 0.825 / 0.493; random shifts 0.970 / 0.859 / 0.293 / 0.024: adversarial
+          training resists (and its clean accuracy is no lower), shifts make it worse.
+          114 s here on a shared 2-core CPU, 51 s of CPU time (--quick: 51 s, 22 s CPU).
 """
 
 from __future__ import annotations

@@ -14,7 +14,15 @@ exactly to zero.
 
 Run:      dlcourse run ch2_regularization
           (or python -m dlcourse.experiments.ch2_regularization)
-Expected: EXPECTED_PLACEHOLDER
+Expected: gap (train − test accuracy, 3 seeds) 0.537 without regularization; L2
+          (λ = 1e-2) 0.206, L1 (1e-3) 0.363 / proximal 0.369, dropout 0.5/0.2 0.354,
+          tuned (0.2) 0.475, early stopping 0.392, shifts 0.227, but an ensemble of 5
+          0.527 (not narrower beyond seed noise): the claim does NOT hold for ensembling.
+          Test accuracy rises most with shifts (0.463 → 0.608); the course's dropout
+          rates (0.454) and early stopping (0.418) lower it.  Exact zeros at λ = 1e-3:
+          0 with the subgradient step, 72.5 % with the proximal step (87.5 % vs 87.8 %
+          below 1e-3).
+          322 s here on a shared 2-core CPU, 158 s of CPU time (--quick: 124 s, 38 s CPU).
 """
 
 from __future__ import annotations

@@ -12,7 +12,17 @@ layer are 0 after training; the bias advice holds when a positive initial bias l
 fewer dead units after training than b = 0.
 
 Run:      dlcourse run ch2_relu_sparsity   (or python -m dlcourse.experiments.ch2_relu_sparsity)
-Expected: (filled in from the full run)
+Expected: sparse, yes: at initialization half of the hidden outputs are 0 (0.50); after
+          50 epochs 0.55 and 0.67 on MNIST-1D (layers 1, 2), 0.45 and 0.43 on the digits.
+          Dead units: none at initialization on MNIST-1D (3.7 of 256 in layer 2 on the
+          digits); after training 46 ± 4 in layer 2 on MNIST-1D (none in layer 1), 11 and
+          37 on the digits.  The bias advice does NOT hold up (dead units summed over the two
+          layers, b = 0 / 0.01 / 0.1): 46.3 / 46.7 / 55.7 on MNIST-1D, 47.7 / 47.0 / 40.0
+          on the digits (within the seeds' spread); b = 0.1 does lower the zero fraction
+          at initialization, from 0.50 to 0.42.  Test accuracy is the same in every arm
+          (0.67-0.68 on MNIST-1D, 0.98 on the digits).
+          167 s on a 2-core CPU shared with other runs (80 s of CPU); --quick (MNIST-1D,
+          one seed, 10 epochs): 58 s shared (16 s of CPU).
 """
 
 from __future__ import annotations

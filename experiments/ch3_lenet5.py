@@ -6,7 +6,12 @@ same 61,706 parameters and feature-map sizes, no pooling) and an MLP of similar 
 all trained without augmentation.
 
 Run:      dlcourse run ch3_lenet5      (or python -m dlcourse.experiments.ch3_lenet5)
-Expected: EXPECTED_PLACEHOLDER
+Expected: test accuracy on the digits at 32x32 (3 seeds, 12 epochs of Adam): LeNet-5
+          0.976, the 1998 original 0.952, without pooling 0.979, MLP 0.969.  Accuracy
+          retained under shifts of 1..4 px: 0.829 ± 0.011 (LeNet-5) vs 0.810 ± 0.009 (no
+          pooling): pooling helps; but the MLP retains 0.826 ± 0.004, as much as LeNet-5.
+          MNIST is used only when its files are in the cache (never downloaded).
+          245 s here on a shared 2-core CPU, 164 s of CPU time (--quick: 84 s, 34 s CPU).
 """
 
 from __future__ import annotations
@@ -114,7 +119,8 @@ def _mnist_arm(config: Config) -> dict:
     try:
         data = dl.datasets.pad_images(dl.mnist(download=False), config.size)
     except FileNotFoundError as err:
-        return {"skipped": f"MNIST files absent ({str(err).splitlines()[0][:120]})"}
+        return {"skipped": "MNIST files absent: " + str(err).splitlines()[0].removeprefix(
+            "mnist: ")}
     model = build("lenet5", config)
     result = _train(model, data, config, config.seeds[0], config.mnist_epochs)
     test = dl.make_evaluate(model)(result.params, result.state, data.x_test, data.y_test)
@@ -165,7 +171,7 @@ def table(config: Config, results: dict) -> str:
                      *[mean_std(s) for s in shifted], mean_std(_retained(runs))])
     mnist = results["mnist"]
     if "skipped" in mnist:
-        note = f"MNIST arm: skipped: {mnist['skipped']}."
+        note = f"MNIST arm: skipped: {mnist['skipped'].rstrip('.')}."
     else:
         note = (f"MNIST arm: LeNet-5, {mnist['epochs']} epochs, seed {mnist['seed']}: test "
                 f"accuracy {mnist['test_accuracy']:.4f} (error "
@@ -175,21 +181,35 @@ def table(config: Config, results: dict) -> str:
             "Retained: the mean accuracy at 1..k pixels over the unshifted one.\n\n" + note)
 
 
+def _lead(models: dict, a: str, b: str) -> float:
+    """(mean retained of a - of b) over its standard error; +-inf for one seed each."""
+    ra, rb = _retained(models[a]), _retained(models[b])
+    diff = float(np.mean(ra) - np.mean(rb))
+    se = float(np.sqrt(sum(np.var(r, ddof=1) / len(r) for r in (ra, rb) if len(r) > 1)))
+    return diff / se if se > 0 else float(np.sign(diff)) * float("inf")
+
+
 def verdict(config: Config, results: dict) -> Verdict:
-    """Pooling is judged against the same network without it; the MLP is reported."""
+    """Pooling is judged against the same network without it; the MLP is reported.
+
+    "Less sensitive" needs LeNet-5 to retain more accuracy under shifts by more than a
+    standard error (over the seeds) of the difference.
+    """
     models = results["models"]
     if not {"lenet5", "lenet5_no_pool"} <= set(models) or config.max_shift < 1:
         return Verdict(None, "needs the lenet5 and lenet5_no_pool models and max_shift >= 1")
     retained = {k: float(np.mean(_retained(v))) for k, v in models.items()}
     acc = float(np.mean([r["test_accuracy"] for r in models["lenet5"]]))
-    holds = acc > 0.9 and retained["lenet5"] > retained["lenet5_no_pool"]
+    holds = acc > 0.9 and _lead(models, "lenet5", "lenet5_no_pool") > 1
     text = (f"LeNet-5's test accuracy {acc:.3f}; accuracy retained under shifts of "
             f"1..{config.max_shift} px: {retained['lenet5']:.3f} (LeNet-5, max pooling) vs "
             f"{retained['lenet5_no_pool']:.3f} (no pooling, strided convolutions)")
     if "mlp" in retained:
-        than = "more" if retained["lenet5"] > retained["mlp"] else "NOT more"
-        text += (f"; an MLP of similar size retains {retained['mlp']:.3f} (LeNet-5 is {than} "
-                 "robust than it)")
+        lead = _lead(models, "lenet5", "mlp")
+        than = ("more" if lead > 1 else "less" if lead < -1
+                else "neither more nor less (within a standard error)")
+        text += (f"; an MLP of similar size retains {retained['mlp']:.3f}: LeNet-5 is {than} "
+                 "robust than it")
     return Verdict(bool(holds), text)
 
 

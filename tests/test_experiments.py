@@ -45,11 +45,12 @@ def test_run_all_runs_each_into_its_folder(monkeypatch, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", EXPERIMENTS)
-def test_experiment_full_claim_holds(name, tmp_path, monkeypatch, capsys):
-    """The full runs (minutes each): `pytest -m slow`."""
+def test_experiment_full_mode_reaches_a_verdict(name, tmp_path, monkeypatch, capsys):
+    """The full runs (minutes each): `pytest -m slow`. The verdict is measured, so a full run
+    may say the claim does NOT hold (the README lists those); it must be able to tell."""
     monkeypatch.setenv("DLCOURSE_CACHE", str(tmp_path / "cache"))
     assert main(["run", name, f"--out={tmp_path / name}"]) == 0
-    assert "verdict: claim holds" in capsys.readouterr().out
+    assert "verdict: cannot tell" not in capsys.readouterr().out
 
 
 def test_unknown_experiment_exits_2(capsys):
