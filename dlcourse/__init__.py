@@ -114,6 +114,7 @@ from dlcourse.datasets import (
     mnist1d_sequence,
 )
 from dlcourse.dense import dense_apply, dense_backward, dense_init
+from dlcourse.history import FitResult
 from dlcourse.layers.summary import format_summary, summary
 from dlcourse.losses import binary_cross_entropy, quadratic, softmax_cross_entropy
 from dlcourse.metrics import accuracy
@@ -132,7 +133,7 @@ from dlcourse.plots import plot_filters, plot_history
 from dlcourse.pool import global_mean_pool, max_pool, mean_pool
 from dlcourse.rnn import recurrent, rnn_classifier, rnn_regressor
 from dlcourse.schedules import inverse, reduce_on_plateau, step_decay
-from dlcourse.train import FitResult, fit, make_evaluate
+from dlcourse.train import fit, make_evaluate
 
 __version__ = "0.1.0"
 

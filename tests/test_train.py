@@ -328,7 +328,7 @@ def test_ctrl_c_during_a_save_lets_it_finish(digits, key, tmp_path, monkeypatch)
 
     from dlcourse import train as train_module
     from dlcourse.checkpoint import checkpoint_info
-    from dlcourse.train import TrainingInterrupted
+    from dlcourse.history import TrainingInterrupted
 
     write = train_module.write_history
 

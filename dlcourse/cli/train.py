@@ -48,11 +48,12 @@ from dlcourse.cli._build import (
     per_model,
     resolve,
 )
+from dlcourse.history import TrainingInterrupted
 from dlcourse.layers import param_count
 from dlcourse.metrics import adding_correct, correct
 from dlcourse.perceptron import HIDDEN_ACTIVATIONS
 from dlcourse.plots import first_kernel, plot_filters, plot_history
-from dlcourse.train import TrainingInterrupted, fit, make_evaluate
+from dlcourse.train import fit, make_evaluate
 
 EPILOG = (
     "Extend or resume a run: run the same command again with --resume and, to extend it, a "
