@@ -13,17 +13,15 @@ h_t &= o_t \odot \tanh(C_t) && \text{hidden output} \\
 y_t &= \operatorname{softmax}(W h_t + b) && \text{output}
 \end{aligned}$$
 
-The output layer $y_t$ is an ordinary dense layer on $h_t$: the sequence models of
-:mod:`dlcourse.rnn.models` add it as their ``"head": {"W": (K, H), "b": (K,)}``; this
-module is the recurrent core.
+The output $y_t$ is a dense layer on $h_t$, the sequence models' ``"head"``
+(:mod:`dlcourse.rnn.models`); this module is the recurrent core.
 
 **Storage.**  The four gates are fused, so one step costs one matrix product:
 ``{"I": (4H, D), "W": (4H, H), "b": (4H,)}`` with the row blocks in the course's order
 $(u, f, c, o)$ (flax's ``OptimizedLSTMCell`` and cuDNN use the same order, under the
 names $i, f, g, o$).  :func:`lstm_to_course` and :func:`lstm_from_course` map to and
-from the course's named matrices ``W_u, I_u, b_u, ..., W_o, I_o, b_o``.  The course's
-table gives $I^\bullet$ as $N \times H$; the product $I^u x_t$ needs $H \times N$, which is
-what we store (rows = units, as a dense ``W`` of §2.2).
+from the course's named matrices ``W_u, I_u, b_u, ..., W_o, I_o, b_o``.  The table's
+$I^\bullet$ is $N \times H$, a typo: $I^u x_t$ needs $H \times N$, which we store.
 
 **Variants** (``lstm_init(..., variant=...)``; :func:`lstm_variant` reads it back off the
 parameters, so ``apply`` needs no flag):
@@ -41,24 +39,17 @@ parameters, so ``apply`` needs no flag):
   We keep the course's $\tanh$ squashings where the paper used $g = 4\sigma - 2$ and
   $h = 2\sigma - 1$, and compute the full gradient where the paper truncated it.
 
-**Initialization.**  Each $H \times D$ and $H \times H$ block is drawn on its own by
-``w_init`` (Glorot uniform, §2.4.5), so its fans are those of one gate, not of the
-fused matrix; biases are 0 except the forget gate's, ``forget_bias = 1`` by default
-(Gers et al. 2000; Jozefowicz et al. 2015 found it closes most of the gap to the GRU);
-peephole weights start at 0.
+**Initialization.**  Each gate's block is drawn on its own by ``w_init`` (Glorot, §2.4.5);
+biases are 0 but the forget gate's, ``forget_bias = 1`` (Jozefowicz et al. 2015).
 
-**Backprop through time** (:func:`lstm_backward`, on a forward cache
-:func:`lstm_backward_from_cache`) is written from the equations, checked against
-``jax.vjp`` in float64.  :func:`lstm_apply_explicit` makes it the derivative of the LSTM
-under ``jax.grad`` (``jax.custom_vjp``); :func:`dlcourse.rnn.recurrent` uses it with
-``explicit_backprop=True``.
+**Backprop through time** (:func:`lstm_backward`, :func:`lstm_backward_from_cache`) is
+written from the equations; :func:`lstm_apply_explicit` makes it the derivative under
+``jax.grad`` (``explicit_backprop=True``).
 
 References:
   Course §4.1 and its figure 20 (Olah, "Understanding LSTM Networks", 2015).
   Hochreiter, S. and Schmidhuber, J., "Long Short-Term Memory", Neural Computation
   9(8):1735–1780, 1997. https://doi.org/10.1162/neco.1997.9.8.1735
-  Gers, F. A., Schmidhuber, J. and Cummins, F., "Learning to Forget: Continual
-  Prediction with LSTM", Neural Computation 12(10), 2000.
   Gers, F. A. and Schmidhuber, J., "Recurrent nets that time and count", IJCNN 2000.
   Jozefowicz, R., Zaremba, W. and Sutskever, I., "An Empirical Exploration of Recurrent
   Network Architectures", ICML 2015. https://proceedings.mlr.press/v37/jozefowicz15.html
@@ -125,15 +116,9 @@ def lstm_init(
       variant: ``"course"``, ``"peephole"`` or ``"1997"``.
       forget_bias: initial $b^f$; ``None`` means 1.0 (Jozefowicz et al. 2015) for the
         variants with a forget gate.  The ``"1997"`` LSTM has none: leave it ``None``.
-      chrono: $T_{max}$ of the *chrono initialization* (Tallec & Ollivier 2018), for
-        dependencies up to $T_{max}$ steps: unit by unit $b^f = \log U$ with $U$ uniform on
-        $[1, T_{max} - 1]$, and $b^u = -b^f$.  A unit then forgets over about $U$ steps
-        and starts with its update gate nearly shut, so its cell is not flooded by
-        every input: on the adding problem at $T = 200$ (H = 64, Adam at 0.001) it left
-        the plateau of predicting the mean after ~25,000 sequences, where
-        ``forget_bias=5`` had not after 85,000.  Drawn from
-        ``fold_in(key, 1)``, so the weights are those of the same key without it.
-        Not with ``forget_bias``, nor with the ``"1997"`` variant.
+      chrono: $T_{max}$ of the chrono initialization (Tallec & Ollivier 2018): unit by
+        unit $b^f = \log U$, $U \sim \mathcal U[1, T_{max} - 1]$, and $b^u = -b^f$ (drawn
+        from ``fold_in(key, 1)``; not with ``forget_bias`` or the ``"1997"`` variant).
       w_init: initializer name of :data:`dlcourse.initializers.INITIALIZERS` for each block.
       dtype: parameter dtype.
 
@@ -142,9 +127,8 @@ def lstm_init(
       plus ``"p_u", "p_f", "p_o": (H,)`` for ``"peephole"``.
 
     Raises:
-      ValueError: a size that is not a positive int, an unknown variant, or a
-        ``forget_bias`` given to the ``"1997"`` variant; ``chrono`` < 3, with
-        ``forget_bias`` or with the ``"1997"`` variant.
+      ValueError: a size not a positive int, an unknown variant, ``forget_bias`` or
+        ``chrono`` for the ``"1997"`` variant, ``chrono`` < 3 or with ``forget_bias``.
 
     References:
       Tallec, C. and Ollivier, Y., "Can recurrent neural networks warp time?", ICLR
