@@ -14,9 +14,17 @@ shuffled run start from the same keys.  No augmentation, for any model: a random
 means nothing on shuffled positions.
 
 Run:      dlcourse run ch3_mnist1d_table     (or python -m dlcourse.experiments.ch3_mnist1d_table)
-Expected: see the table in the README (5 seeds); the paper's 32 / 68 / 94 / 91% and
-          shuffled 32 / 68 / 56 / 57% for logistic / MLP / CNN / GRU.  Fewer epochs than
-          ``dlcourse train``'s defaults (60–150), to fit 15 minutes here.
+Expected: test accuracy, original / shuffled, mean of 5 networks: logistic 0.329 /
+          0.330, MLP 0.694 / 0.681, CNN 0.907 / 0.580, Elman 0.388 ± 0.221 / 0.429, LSTM
+          0.786 / 0.476, GRU 0.889 / 0.502; the paper's 0.32 / 0.32, 0.68 / 0.68, 0.94 /
+          0.56 and GRU 0.91 / 0.57.  The claim holds for every model but the Elman
+          network, which does not learn the ordered signal reliably in 20 epochs (its five
+          networks: 0.09 to 0.63), so the verdict is "does NOT hold".  Fewer epochs than
+          the paper's ~170 and ``dlcourse train``'s 60–150 (60 for logistic regression,
+          the MLP and the CNN, 20 for the RNNs, of 64 units): our CNN is 3 points and our
+          GRU 2 points under the paper's.  530 s of CPU: 23 minutes on the shared 2-core
+          CPU, an estimated 5-9 on an idle one (--quick, logistic / MLP / CNN, 2
+          networks, 20 epochs: 0.305 / 0.313, 0.665 / 0.672, 0.878 / 0.591).
 """
 
 from __future__ import annotations
@@ -177,9 +185,11 @@ def verdict(config: Config, results: dict) -> Verdict:
     hurt = [m for m in spatial if drops[m] >= config.min_drop]
     holds = len(calm) == len(plain) and len(hurt) == len(spatial)
     text = "; ".join(f"{m} {drops[m]:+.3f}" for m in config.models)
+    against = [m for m in plain if m not in calm] + [m for m in spatial if m not in hurt]
     return Verdict(holds, f"accuracy lost to the shuffle: {text} (the claim needs "
                           f"|drop| <= {config.tolerance} for {', '.join(plain)} and >= "
-                          f"{config.min_drop} for {', '.join(spatial)})")
+                          f"{config.min_drop} for {', '.join(spatial)})"
+                   + (f"; not shown by {', '.join(against)}" if against else ""))
 
 
 def plot(config: Config, results: dict):
@@ -190,7 +200,7 @@ def plot(config: Config, results: dict):
         ax_bar.bar(x + (i - 0.5) * 0.38, [np.mean(a) for a in acc], 0.38,
                    yerr=[np.std(a) for a in acc], color=color, label=f"ours, {version}")
         paper = [PAPER.get(m, (np.nan, np.nan))[i] for m in config.models]
-        ax_bar.plot(x + (i - 0.5) * 0.38, paper, "k_", markersize=14, mew=2,
+        ax_bar.plot(x + (i - 0.5) * 0.38, paper, "D", color="white", markeredgecolor="k",
                     label="paper" if i == 0 else None)
     ax_bar.set(xticks=x, xticklabels=config.models, ylim=(0, 1), ylabel="test accuracy",
                title="MNIST-1D and its shuffled version")

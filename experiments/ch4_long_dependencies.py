@@ -20,9 +20,17 @@ Run:      dlcourse run ch4_long_dependencies
           (or python -m dlcourse.experiments.ch4_long_dependencies)
           The long lengths: --lengths=500,1000 (not run here; see the README for the
           time it needs).
-Expected: see the README (the full mode's table, T = 10 to 200).
-          --quick (T = 10 and 40, Elman and LSTM): LSTM 1.000, Elman at the mean
-          predictor's level at T = 40.
+Expected: fraction of the test sequences correct, Elman / LSTM / GRU: 0.950 / 0.998 /
+          0.996 at T = 10, 0.807 / 0.994 / 0.993 at 25, then 0.147 / 0.995 / 0.147 at
+          50, 0.152 / 0.998 / 0.149 at 100 and 0.133 / 0.995 / 0.146 at 200, where
+          predicting the mean gives 0.15: from T = 50 on only the LSTM learns (in 90,000,
+          100,000 and 80,000 sequences; the paper's 74,000 at T = 100).  ‖∂L/∂h_t‖ 100
+          steps back over its value at the last step, after training: 0 (below float32's
+          range; 5e-14 at 50 steps) for Elman, 0.20 for the LSTM.  12 minutes on the
+          shared 2-core CPU (385 s of CPU); --quick (T = 10 and 40, Elman and LSTM, 32
+          units): LSTM 1.000 and 0.998, Elman 0.170 at T = 40 (the mean: 0.176), 110 s
+          on the shared CPU.  T = 500 and 1,000 (--lengths=500,1000 --cells=lstm
+          --max_epochs=30): see the README.
 """
 
 from __future__ import annotations
@@ -244,9 +252,10 @@ def plot(config: Config, results: dict):
                  title=f"learning curves at T = {max(config.lengths)}")
     styles = {"initial": "--", "trained": "-"}
     for cell, curves in results.get("gradients", {}).items():
+        color = f"C{config.cells.index(cell)}"  # the cell's color in the other panels
         for when, g in curves.items():
             g = np.asarray(g)
-            ax_grad.plot(np.arange(len(g), 0, -1), g / g[-1], styles[when],
+            ax_grad.plot(np.arange(len(g), 0, -1), g / g[-1], styles[when], color=color,
                          label=f"{cell}, {when}")
     ax_grad.set(yscale="log", xlabel="T − t (steps back from the loss)",
                 ylabel="‖∂L/∂h_t‖ / ‖∂L/∂h_T‖ (mean over sequences)",
