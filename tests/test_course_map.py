@@ -37,3 +37,10 @@ def test_every_test_file_and_experiment_in_the_map_exists():
             assert name in EXPERIMENTS, name
     # every chapter of the course has a row
     assert {"§2.1", "§2.2", "§2.3", "§2.4.5", "§3.1", "§3.2", "§4"} <= sections
+
+
+def test_every_experiment_is_in_the_map():
+    from dlcourse.experiments import EXPERIMENTS
+
+    named = {name for row in _rows() for name in re.findall(r"`(\w+)`", row[4])}
+    assert set(EXPERIMENTS) <= named, sorted(set(EXPERIMENTS) - named)

@@ -48,6 +48,17 @@ def test_quick_key_numbers(quick):
     assert results["arms"]["same rate"]["1"]["test_accuracy"][0] < 0.15
 
 
+def test_quick_sequential_updates_decide_online_slowness(quick):
+    """The verdict's time half counts updates made one after the other, not seconds."""
+    _, out = quick
+    results = json.loads((out / "results.json").read_text())
+    config = exp.Config(**exp.QUICK)
+    steps = exp.sequential_steps_to(config, results, target=0.0)
+    assert steps == {1: 3600, 10: 360, 100: 36, 1000: 3}  # every curve is >= 0 at epoch 1
+    assert exp.sequential_steps_to(config, results, target=1.01)[1] is None
+    assert "sequential updates to validation accuracy" in results["verdict"]["text"]
+
+
 def test_rule_rates_reads_same_and_linear_rates_off_the_grid():
     config = exp.Config(batch_sizes=(1, 10, 100, 1000))
     rules = exp.rule_rates(config, {1: 0.01, 10: 0.1, 100: 0.316, 1000: 1.0})
