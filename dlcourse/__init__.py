@@ -33,6 +33,10 @@ module                 course     contents
 ``schedules``          §2.4.6     1/r, step decay, reduce on plateau
 ``train``              §2.4.6     Algorithm 1: one compiled ``lax.scan`` per epoch; early
                                   stopping, ensembles, checkpoints
+``parallel``           §2.4.6     data parallelism: minibatches sharded over a device mesh,
+                                  one or many hosts (``jax.sharding``, ``jax.distributed``)
+``precision``          §2.4.6     mixed precision: bfloat16 compute, float32 master
+                                  parameters (Micikevicius et al. 2018)
 ``checkpoint``                    atomic, checksummed training checkpoints
 ``augment``            §2.4.6     random shifts, crops and flips under ``vmap``
 ``adversarial``        §2.4.6     FGSM and adversarial training
@@ -90,10 +94,12 @@ from dlcourse import (
     nets,
     normalization,
     optim,
+    parallel,
     penalties,
     perceptron,
     plots,
     pool,
+    precision,
     rnn,
     schedules,
     train,
@@ -119,6 +125,7 @@ from dlcourse.layers.summary import format_summary, summary
 from dlcourse.losses import binary_cross_entropy, quadratic, softmax_cross_entropy
 from dlcourse.metrics import accuracy
 from dlcourse.optim import adam, make_optimizer, momentum, nesterov, rmsprop, sgd
+from dlcourse.parallel import data_mesh, initialize_distributed
 from dlcourse.penalties import add_l1, add_l2, l1_penalty, l2_penalty, weight_mask
 from dlcourse.perceptron import (
     mlp,
@@ -131,6 +138,7 @@ from dlcourse.perceptron import (
 )
 from dlcourse.plots import plot_filters, plot_history
 from dlcourse.pool import global_mean_pool, max_pool, mean_pool
+from dlcourse.precision import mixed_precision
 from dlcourse.rnn import recurrent, rnn_classifier, rnn_regressor
 from dlcourse.schedules import inverse, reduce_on_plateau, step_decay
 from dlcourse.train import fit, make_evaluate
@@ -143,8 +151,8 @@ __all__ = [
     # modules
     "activations", "adversarial", "augment", "checkpoint", "conv", "datasets", "dense",
     "dropout", "initializers", "layers", "losses", "metrics", "nets", "normalization",
-    "optim", "penalties", "perceptron", "plots", "pool", "rnn", "schedules", "train",
-    "weights",
+    "optim", "parallel", "penalties", "perceptron", "plots", "pool", "precision", "rnn",
+    "schedules", "train", "weights",
     # §2 neurons, the MLP and backpropagation
     "dense_apply", "dense_backward", "dense_init", "mlp", "mlp_apply", "mlp_backprop",
     "mlp_backward", "mlp_forward", "mlp_init", "mlp_loss",
@@ -154,7 +162,7 @@ __all__ = [
     "reduce_on_plateau", "rmsprop", "sgd", "softmax_cross_entropy", "step_decay",
     "weight_mask", "FitResult", "fit", "make_evaluate", "load_checkpoint",
     "save_checkpoint", "make_augment", "adversarial_accuracy", "fgsm",
-    "make_adversarial_objective",
+    "make_adversarial_objective", "data_mesh", "initialize_distributed", "mixed_precision",
     # §3 convolutional networks
     "conv_apply", "conv_backward", "conv_init", "conv_output_size", "pool_output_size",
     "global_mean_pool", "max_pool",

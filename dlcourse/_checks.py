@@ -27,6 +27,8 @@ __all__ = [
     "check_choice",
     "check_class_labels",
     "check_dataset",
+    "check_devices",
+    "check_divisible",
     "check_finite",
     "check_input",
     "check_input_shape",
@@ -97,6 +99,32 @@ def check_int_tuple(
             f"{fn}: {name} must be an int or a tuple of {count}{bound}, got {name}={value!r}."
         )
     return tuple(int(v) for v in values)
+
+
+def check_divisible(fn: str, name: str, value: int, divisor: int, why: str = "") -> int:
+    """An int ``value`` that ``divisor`` divides; the message says the nearest ones."""
+    if value % divisor:
+        below, above = value - value % divisor, value + divisor - value % divisor
+        hint = f" ({why})" if why else ""
+        nearest = f"{below} or {above}" if below else f"{above}"
+        raise ValueError(
+            f"{fn}: {name}={value!r} must be a multiple of {divisor}{hint}; pass "
+            f"{name}={nearest}."
+        )
+    return value
+
+
+def check_devices(fn: str, devices: Any, *, name: str = "devices") -> int:
+    """A device count in ``[1, jax.device_count()]`` (every process's devices), as an int."""
+    available = jax.device_count()
+    if not is_int(devices) or not 1 <= devices <= available:
+        raise ValueError(
+            f"{fn}: {name} must be an int in [1, {available}] (jax.device_count() is "
+            f"{available} on backend {jax.default_backend()!r}), got {name}={devices!r}; on "
+            f"CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N (set before jax "
+            f"starts) makes N devices."
+        )
+    return int(devices)
 
 
 def check_finite(fn: str, name: str, value: Any) -> float:

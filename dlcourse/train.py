@@ -11,7 +11,8 @@ one shape; they are not lost, since the next epoch's permutation is a fresh one.
 
 The whole epoch (permutation, gather, forward, backward, update) is a single
 ``jax.jit``-compiled function with the data on the device: no Python runs per step,
-and nothing recompiles after the first epoch.
+and nothing recompiles after the first epoch.  It runs on a mesh of devices
+(:mod:`dlcourse.parallel`) and in bfloat16 (:mod:`dlcourse.precision`) unchanged.
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
 from dlcourse import losses
 from dlcourse._checks import (
+    check_choice,
     check_dataset,
     check_input,
     check_int,
@@ -52,12 +55,13 @@ from dlcourse.history import (
 )
 from dlcourse.layers.shapes import abstract_init
 from dlcourse.metrics import correct
+from dlcourse.parallel import data_parallel_mesh, place, replicated, shard_batch
+from dlcourse.precision import PRECISIONS, mixed_precision
 
 __all__ = ["ensemble_log_probs", "epoch_batches", "fit", "make_evaluate", "make_train_epoch"]
 
 LossFn = Callable[[Array, Array], Array]
 MetricFn = Callable[[Array, Array], Array]
-# optax's states that carry their hyper-parameters (the names differ across versions)
 def _objective(model: Layer, loss_fn: LossFn, params, state, x, y, key):
     logits, new_state = model.apply(params, state, x, key=key, train=True)
     return loss_fn(logits, y), (new_state, logits)
@@ -105,6 +109,7 @@ def make_train_epoch(
     ensemble: bool = False,
     augment: Callable[[PRNGKey, Array], Array] | None = None,
     objective: Callable[..., Any] | None = None,
+    mesh: Mesh | None = None,
 ) -> Callable[..., Any]:
     r"""One epoch of Algorithm 1 (§2.4.6) as a single compiled function.
 
@@ -119,7 +124,8 @@ def make_train_epoch(
       ``augment(key, x_batch)`` transforms each minibatch inside the step
       (:mod:`dlcourse.augment`); ``objective(model, loss_fn, params, state, x, y, key)``
       replaces the plain loss, e.g. adversarial training
-      (:func:`dlcourse.adversarial.make_adversarial_objective`).
+      (:func:`dlcourse.adversarial.make_adversarial_objective`).  A ``mesh`` shards each
+      minibatch over its ``"data"`` axis (:mod:`dlcourse.parallel`).
     """
     if objective is None:
         objective = _ensemble_objective if ensemble else _objective
@@ -132,13 +138,14 @@ def make_train_epoch(
     def step(x, y, carry, batch):
         params, state, opt_state, key = carry
         key, step_key, augment_key = jax.random.split(key, 3)
-        xb = x[batch] if augment is None else augment(augment_key, x[batch])
-        (loss, (state, logits)), grads = grad_fn(params, state, xb, y[batch], step_key)
+        xb, yb = shard_batch((x[batch], y[batch]), mesh)  # split over the devices, if any
+        xb = xb if augment is None else augment(augment_key, xb)
+        (loss, (state, logits)), grads = grad_fn(params, state, xb, yb, step_key)
         updates, opt_state = optimizer.update(grads, opt_state, params, value=loss)
         params = optax.apply_updates(params, updates)
-        return (params, state, opt_state, key), (loss, metric_fn(logits, y[batch]).mean())
+        return (params, state, opt_state, key), (loss, metric_fn(logits, yb).mean())
 
-    @jax.jit
+    @partial(jax.jit, out_shardings=None if mesh is None else replicated(mesh))
     def epoch(params, state, opt_state, key, x, y):
         perm_key, key = jax.random.split(key)
         batches = epoch_batches(perm_key, x.shape[0], batch_size)
@@ -272,6 +279,8 @@ def fit(
     progress: bool | None = None,
     overwrite: bool = False,
     max_loss_growth: float | None = 100.0,
+    devices: int | None = None,
+    precision: str = "float32",
 ) -> FitResult:
     r"""Train ``model`` on ``data`` with Algorithm 1 (§2.4.6) and ``optimizer``.
 
@@ -334,6 +343,10 @@ def fit(
       overwrite: start afresh over the checkpoint in ``checkpoint_dir``.
       max_loss_growth: the divergence bound, a factor of the untrained model's
         validation loss (``None``: only NaN and inf count).
+      devices: N: split each minibatch over the first N of ``jax.devices()`` (N divides
+        ``batch_size``; :mod:`dlcourse.parallel`); ``None``: the default device alone.
+      precision: ``"bfloat16"``: bfloat16 compute (training and validation) from float32
+        parameters, loss in float32 (:func:`dlcourse.precision.mixed_precision`).
 
     Returns:
       :class:`FitResult`.
@@ -352,7 +365,10 @@ def fit(
         check_range("fit", "max_loss_growth (or None)", max_loss_growth, 1, math.inf,
                     low_open=True)
     check_dataset("fit", data, tuple(abstract_init(model, data.input_shape)[0]))
+    check_choice("fit", "precision", precision, PRECISIONS)
+    mesh = data_parallel_mesh("fit", devices, batch_size)
     _open_checkpoint_dir(checkpoint_dir, resume, overwrite)
+    model = mixed_precision(model, precision)
     meta = {"batch_size": batch_size, "ensemble": ensemble, **(meta or {})}
     init_key, key = jax.random.split(key)
     if ensemble > 1:
@@ -383,11 +399,13 @@ def fit(
                     f"epochs >= {restored.epoch} to continue it."
                 )
 
-    x, y = jax.device_put(data.x_train), jax.device_put(data.y_train)
-    x_val, y_val = jax.device_put(data.x_val), jax.device_put(data.y_val)
+    x, y, x_val, y_val = place((data.x_train, data.y_train, data.x_val, data.y_val), mesh)
+    params, state, opt_state, best_params, best_state, initial = place(
+        (params, state, opt_state, best_params, best_state, initial), mesh)
     ensembled = ensemble > 1
     run_epoch = make_train_epoch(model, optimizer, loss_fn, batch_size, metric_fn=metric_fn,
-                                 ensemble=ensembled, augment=augment, objective=objective)
+                                 ensemble=ensembled, augment=augment, objective=objective,
+                                 mesh=mesh)
     evaluate = make_evaluate(model, loss_fn, metric_fn=metric_fn, ensemble=ensembled)
     steps = len(data.x_train) // batch_size
     # The untrained model's validation loss: the scale of the divergence bound.  The
@@ -419,7 +437,8 @@ def fit(
                 break
             start = time.perf_counter()
             key, epoch_key = jax.random.split(key)
-            params, state, opt_state, train = run_epoch(params, state, opt_state, epoch_key, x, y)
+            params, state, opt_state, train = run_epoch(params, state, opt_state,
+                                                        place(epoch_key, mesh), x, y)
             val = evaluate(params, state, x_val, y_val)
             record = {
                 "epoch": epoch,

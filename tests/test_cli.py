@@ -174,7 +174,7 @@ def test_explicit_backprop_flag_trains_like_autodiff(capsys, tmp_path):
         reports.append(json.loads(out.strip().splitlines()[-1]))
     # float32 sums in another order: equal to ~1e-5, not bit for bit
     assert abs(reports[0]["test_mse"] - reports[1]["test_mse"]) < 1e-4
-    code, _, err = _run(capsys, "train", "--model", "elman", "--explicit-backprop",
+    code, _, err = _run(capsys, "train", "--model", "jordan", "--explicit-backprop",
                         "--cache-dir", str(tmp_path))
     assert code == 2 and "--explicit-backprop" in err
 
@@ -305,6 +305,22 @@ def test_a_checkpoint_dir_of_another_run_is_never_overwritten(capsys, tmp_path, 
     assert no_training.calls[-1]["resume"] and not no_training.calls[-1]["overwrite"]
     assert _checked(capsys, *base, "--epochs", "5", "--overwrite")[0] == "reached"
     assert no_training.calls[-1]["overwrite"] and not no_training.calls[-1]["resume"]
+
+
+def test_a_checkpoint_from_before_precision_existed_resumes(capsys, tmp_path, no_training):
+    """Checkpoints written before --precision carry no "precision": they were float32."""
+    folder = tmp_path / "old"
+    base = ["--data", "digits", "--hidden", "8", "--checkpoint-dir", str(folder)]
+    no_training.save[0] = True
+    assert _checked(capsys, *base, "--epochs", "2")[0] == "reached"
+    no_training.save[0] = False
+    old = checkpoint_info(folder)
+    assert old.meta.pop("precision") == "float32"
+    save_checkpoint(folder, Checkpoint({}, {}, (), 2, jax.random.PRNGKey(0),
+                                       [{"epoch": 1}, {"epoch": 2}], old.meta))
+    assert _checked(capsys, *base, "--epochs", "3", "--resume")[0] == "reached"
+    code, err = _checked(capsys, *base, "--epochs", "3", "--resume", "--precision", "bfloat16")
+    assert code == 2 and "--precision float32 there, bfloat16 here" in err
 
 
 def test_resume_on_an_empty_dir_says_it_starts_fresh(capsys, tmp_path, no_training):

@@ -11,9 +11,11 @@ import argparse
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import jax
 import optax
 
 from dlcourse import datasets, optim, schedules
+from dlcourse._checks import check_devices, check_divisible
 from dlcourse._types import Layer
 from dlcourse.cli._args import UsageError
 from dlcourse.nets import lenet5, lenet5_original, mnist1d_cnn
@@ -73,7 +75,7 @@ GENERAL_DEFAULTS: dict[str, Any] = dict(
     optimizer="adam", lr_schedule="constant", l1=0.0, batch_size=100, early_stopping=None,
     ensemble=1, adversarial=0.0, seed=0, activation="relu", dropout=0.0, input_dropout=0.0,
     layers=1, bidirectional=False, explicit_backprop=False, seq_len=100, momentum=0.9,
-    lr_decay=0.5, lr_step=50, plot_filters=None,
+    lr_decay=0.5, lr_step=50, plot_filters=None, precision="float32",
 )
 """Defaults that no model changes."""
 
@@ -147,7 +149,7 @@ def applied(args: argparse.Namespace, spec: ModelSpec) -> dict[str, Any]:
     names = ["activation", "layers", "bidirectional", "dropout", "input_dropout",
              "optimizer", "lr", "momentum", "lr_schedule", "lr_decay", "lr_step", "l1", "l2",
              "batch_size", "early_stopping", "ensemble", "augment", "max_shift",
-             "explicit_backprop", "adversarial", "seq_len", "seed"]
+             "explicit_backprop", "adversarial", "seq_len", "seed", "precision"]
     config = {"model": args.model, "data": args.data}
     if APPLIES["hidden"][0](args, spec):
         config["hidden"] = list(args.hidden)
@@ -174,9 +176,39 @@ def check_combinations(args: argparse.Namespace) -> None:
     if args.explicit_backprop and (args.dropout or args.input_dropout):
         raise UsageError("argument --explicit-backprop: the MLP's explicit backward pass "
                          "is used without dropout; drop --dropout/--input-dropout")
+    manual = {"--coordinator": args.coordinator, "--num-processes": args.num_processes,
+              "--process-id": args.process_id}
+    if any(v is not None for v in manual.values()) and None in manual.values():
+        missing = ", ".join(k for k, v in manual.items() if v is None)
+        raise UsageError(f"argument {missing.split(', ')[0]}: a manual multi-host launch "
+                         f"gives --coordinator, --num-processes and --process-id together; "
+                         f"missing {missing} (or pass --distributed alone to detect them)")
+    if args.process_id is not None and args.process_id >= args.num_processes:
+        raise UsageError(f"argument --process-id: must be in [0, {args.num_processes}) for "
+                         f"--num-processes {args.num_processes}, got {args.process_id}")
     if MODELS[args.model].kind == "sequence" and len(args.hidden) != 1:
         raise UsageError(f"argument --hidden: a recurrent layer takes one width H, got "
                          f"{','.join(map(str, args.hidden))}; stack layers with --layers")
+
+
+def start_devices(args: argparse.Namespace) -> None:
+    """Start ``jax.distributed`` if asked (before jax runs anything), then check
+    ``--devices`` against the devices there are and ``--batch-size``."""
+    if args.distributed or args.coordinator is not None:
+        from dlcourse.parallel import initialize_distributed
+
+        initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+        if args.devices is None:  # the mesh spans every host's devices
+            args.devices = jax.device_count()
+    if args.devices is not None:
+        fn = "dlcourse train"
+        try:
+            check_devices(fn, args.devices, name="--devices")
+            check_divisible(fn, "--batch-size", args.batch_size, args.devices,
+                            "each of the --devices takes an equal share of a minibatch")
+        except ValueError as error:
+            raise UsageError("argument --devices: "
+                             + str(error).removeprefix(f"{fn}: ")) from None
 
 
 def load_data(args: argparse.Namespace, spec: ModelSpec) -> datasets.Dataset:

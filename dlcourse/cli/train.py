@@ -47,12 +47,14 @@ from dlcourse.cli._build import (
     load_data,
     per_model,
     resolve,
+    start_devices,
 )
 from dlcourse.history import TrainingInterrupted
 from dlcourse.layers import param_count
 from dlcourse.metrics import adding_correct, correct
 from dlcourse.perceptron import HIDDEN_ACTIVATIONS
 from dlcourse.plots import first_kernel, plot_filters, plot_history
+from dlcourse.precision import PRECISIONS, mixed_precision
 from dlcourse.train import fit, make_evaluate
 
 EPILOG = (
@@ -152,6 +154,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="write the first layer's learned filters to this image")
     add("--json", action="store_true",
         help="print the results as one JSON object on the last line of stdout")
+    add("--precision", choices=PRECISIONS, help="float32 (the default), or bfloat16 "
+        "compute from float32 master parameters (mixed precision)")
+    add("--devices", type=positive_int, metavar="N", help="split each minibatch over N "
+        "devices; N divides --batch-size (default: 1; every host's with --distributed)")
+    add("--distributed", action="store_true", help="one process per host: start "
+        "jax.distributed, detected (SLURM, JAX_COORDINATOR_ADDRESS ...) or from the flags:")
+    add("--coordinator", metavar="HOST:PORT", help="manual launch: process 0's address")
+    add("--num-processes", type=positive_int, metavar="P", help="manual launch: P processes")
+    add("--process-id", type=nonnegative_int, metavar="I", help="manual launch: this one's")
     train.set_defaults(handler=train_command)
 
 
@@ -189,6 +200,11 @@ def _meta(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k != "epochs"}
 
 
+_ADDED_LATER = {"precision": "float32"}
+"""Config entries that checkpoints written before their flag existed lack, and the value
+those runs had."""
+
+
 def _check_checkpoint(args: argparse.Namespace, meta: dict[str, Any]) -> None:
     """Refuse to overwrite another run, or to resume one with other flags; say so on a
     --resume that finds nothing."""
@@ -213,10 +229,11 @@ def _check_checkpoint(args: argparse.Namespace, meta: dict[str, Any]) -> None:
         return
     expected = {**meta, "batch_size": args.batch_size, "ensemble": args.ensemble}
     expected = json.loads(json.dumps(expected))
-    differ = [k for k in sorted(set(info.meta) | set(expected))
-              if info.meta.get(k) != expected.get(k)]
+    stored = {**_ADDED_LATER, **info.meta}  # a checkpoint from before a flag existed
+    differ = [k for k in sorted(set(stored) | set(expected))
+              if stored.get(k) != expected.get(k)]
     if differ:
-        said = "; ".join(f"{flag(k)} {info.meta.get(k, '(not set)')} there, "
+        said = "; ".join(f"{flag(k)} {stored.get(k, '(not set)')} there, "
                          f"{expected.get(k, '(not set)')} here" for k in differ)
         raise UsageError(
             f"argument --resume: the checkpoint in {where} was written with other flags "
@@ -246,6 +263,7 @@ def prepare(args: argparse.Namespace) -> Plan:
     """
     spec = resolve(args)
     check_combinations(args)
+    start_devices(args)
     _check_paths(args)
     config = applied(args, spec)
     _check_checkpoint(args, _meta(config))
@@ -323,7 +341,7 @@ def train_command(args: argparse.Namespace) -> int:
             early_stopping=args.early_stopping, ensemble=args.ensemble,
             checkpoint_dir=args.checkpoint_dir, resume=args.resume, overwrite=args.overwrite,
             meta=_meta(plan.config), learning_rate=plan.rate, augment=augment,
-            objective=objective,
+            objective=objective, devices=args.devices, precision=args.precision,
         )
     except FloatingPointError as error:
         print(f"dlcourse train: {error}", file=sys.stderr)
@@ -341,7 +359,8 @@ def train_command(args: argparse.Namespace) -> int:
 def _report(args, spec, plan, result, loss_fn, metric_fn, objective, start) -> int:
     """Evaluate, draw, print; a plot that fails afterwards never loses the results."""
     data, model, regression = plan.data, plan.model, plan.data.num_classes == 0
-    evaluate = make_evaluate(model, loss_fn, metric_fn=metric_fn, ensemble=args.ensemble > 1)
+    evaluate = make_evaluate(mixed_precision(model, args.precision), loss_fn,
+                             metric_fn=metric_fn, ensemble=args.ensemble > 1)
     train = evaluate(result.params, result.state, data.x_train, data.y_train)
     test = evaluate(result.params, result.state, data.x_test, data.y_test)
     best = result.history[result.best_epoch - 1]
@@ -350,6 +369,7 @@ def _report(args, spec, plan, result, loss_fn, metric_fn, objective, start) -> i
         "epochs": len(result.history),
         "best_epoch": result.best_epoch,
         "stopped_early": result.stopped_early,
+        "devices": args.devices or 1,
         "params": param_count(result.params),
         "train_loss": float(train["loss"]),
         "train_accuracy": float(train["accuracy"]),

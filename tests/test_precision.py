@@ -1,0 +1,125 @@
+"""Mixed precision (dlcourse.precision, Micikevicius et al. 2018): bfloat16 compute, float32
+master parameters, and the accuracy of float32 training on MNIST-1D."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import optax
+import pytest
+
+import dlcourse as dl
+from dlcourse.cli import main
+from dlcourse.nets import mnist1d_cnn
+from dlcourse.precision import cast_floating, compute_dtype, mixed_precision
+
+
+@pytest.fixture(scope="module")
+def mnist1d_cache(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("mnist1d_cache")  # generated once, never the user's
+    return dl.mnist1d(cache_dir=folder), dl.mnist1d_sequence(cache_dir=folder)
+
+
+def _equations(jaxpr):
+    """Every equation of ``jaxpr`` and of the jaxprs nested in it (scan, pjit, custom_vjp)."""
+    for eqn in jaxpr.eqns:
+        yield eqn
+        for param in eqn.params.values():
+            for sub in param if isinstance(param, (tuple, list)) else (param,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    yield from _equations(inner)
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_the_compiled_epoch_computes_in_bfloat16(key, name):
+    model, shape = {"mlp": (dl.mlp((16,), 10), (40,)), "cnn": (mnist1d_cnn(), (40, 1))}[name]
+    _, params, state = model.init(key, shape)
+    opt = optax.adam(1e-3)
+    epoch = dl.train.make_train_epoch(mixed_precision(model, "bfloat16"), opt,
+                                      dl.softmax_cross_entropy, 8)
+    x, y = jnp.zeros((32, *shape)), jnp.zeros((32,), jnp.int32)
+    jaxpr = jax.make_jaxpr(epoch)(params, state, opt.init(params), key, x, y).jaxpr
+    products = [e for e in _equations(jaxpr)
+                if e.primitive.name in ("dot_general", "conv_general_dilated")]
+    # forward and backward: 2 (mlp) or 4 (cnn) layers, x1 forward, x2 backward (dW, dx)
+    assert len(products) >= {"mlp": 5, "cnn": 11}[name]
+    assert {str(v.aval.dtype) for e in products for v in e.invars} == {"bfloat16"}
+    # the logits come back as float32, for the loss and its softmax
+    logits, _ = jax.eval_shape(mixed_precision(model).apply, params, state, x)
+    assert logits.dtype == jnp.float32
+
+
+def test_gradients_arrive_float32_on_the_master_parameters(key):
+    model = mixed_precision(dl.mlp((16,), 10))
+    _, params, state = model.init(key, (40,))
+    x, y = jax.random.normal(key, (8, 40)), jnp.arange(8) % 10
+
+    def loss(p):
+        return dl.softmax_cross_entropy(model.apply(p, state, x)[0], y)
+
+    grads = jax.grad(loss)(params)
+    assert {leaf.dtype for leaf in jax.tree.leaves(grads)} == {jnp.dtype("float32")}
+    # bfloat16 keeps 8 bits of mantissa: the gradient is float32's to about 1e-2
+    reference = jax.grad(lambda p: dl.softmax_cross_entropy(
+        dl.mlp((16,), 10).apply(p, state, x)[0], y))(params)
+    for g, r in zip(jax.tree.leaves(grads), jax.tree.leaves(reference), strict=True):
+        assert float(jnp.max(jnp.abs(g - r))) < 2e-2 * float(jnp.max(jnp.abs(r))) + 1e-6
+
+
+def test_cast_floating_leaves_integers_and_float32_model_alone():
+    tree = {"W": jnp.ones(2), "count": jnp.ones(2, jnp.int32)}
+    cast = cast_floating(tree, jnp.bfloat16)
+    assert cast["W"].dtype == jnp.bfloat16 and cast["count"].dtype == jnp.int32
+    model = dl.mlp((4,), 2)
+    assert mixed_precision(model, "float32") is model
+    assert compute_dtype("bfloat16") == jnp.bfloat16
+    with pytest.raises(ValueError, match=r"mixed_precision: unknown precision='float16'; "
+                                         r"expected one of \['float32', 'bfloat16'\]"):
+        mixed_precision(model, "float16")
+
+
+def test_fit_refuses_an_unknown_precision_before_any_compute(key):
+    data = dl.digits()
+    with pytest.raises(ValueError, match="fit: unknown precision='fp8'"):
+        dl.fit(dl.mlp((4,), 10), data, optax.sgd(0.1), epochs=1, batch_size=32, key=key,
+               precision="fp8")
+
+
+# Same seed, same recipe, float32 against bfloat16, test accuracy on MNIST-1D's 1,000
+# test signals (measured, seeds 0-2: MLP bf16 - f32 = -0.3, -0.5, +0.5 points after 10
+# epochs; CNN +0.1 (seed 0, 10 epochs), and +0.4 to +2.5 points in other short runs).
+@pytest.mark.parametrize("name,lr,epochs", [("mlp", 5e-3, 10), ("cnn", 1e-2, 10)])
+def test_bfloat16_training_matches_float32_accuracy(mnist1d_cache, name, lr, epochs):
+    flat, signals = mnist1d_cache
+    model, data = {"mlp": (dl.mlp((256, 256), 10), flat), "cnn": (mnist1d_cnn(), signals)}[name]
+    accuracy = {}
+    for precision in ("float32", "bfloat16"):
+        result = dl.fit(model, data, optax.adam(lr), epochs=epochs, batch_size=100,
+                        key=jax.random.PRNGKey(0), precision=precision)
+        assert {leaf.dtype for leaf in jax.tree.leaves(result.params)} == {
+            jnp.dtype("float32")}  # the master parameters
+        evaluate = dl.make_evaluate(mixed_precision(model, precision))
+        accuracy[precision] = float(
+            evaluate(result.params, result.state, data.x_test, data.y_test)["accuracy"])
+    assert accuracy["float32"] > {"mlp": 0.55, "cnn": 0.8}[name]  # it did learn
+    if name == "mlp":
+        assert abs(accuracy["bfloat16"] - accuracy["float32"]) <= 0.01
+    else:
+        # Bfloat16 loses no accuracy.  Early in training (10 of the 150 epochs) the CNN's
+        # same-seed runs part by up to 2.5 points, bfloat16 ahead in all 8 we measured
+        # (its rounding acts as noise on the unaugmented inputs), so the claim checked is
+        # one-sided: no more than 1 point below float32.
+        assert accuracy["bfloat16"] >= accuracy["float32"] - 0.01
+
+
+def test_cli_precision_bfloat16(capsys, tmp_path):
+    code = main(["train", "--data", "digits", "--hidden", "16", "--epochs", "3",
+                 "--precision", "bfloat16", "--cache-dir", str(tmp_path), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["precision"] == "bfloat16" and report["devices"] == 1
+    assert report["test_accuracy"] > 0.8  # 3 epochs of Adam on digits
