@@ -262,3 +262,73 @@ def test_conv_explicit_float32_without_bias_under_jit():
     autodiff = jax.jit(jax.grad(partial(loss, C.conv_apply), argnums=(0, 1)))(params, x)
     chex.assert_trees_all_equal_dtypes(explicit, (params, x))
     chex.assert_trees_all_close(explicit, autodiff, rtol=1e-4, atol=1e-5)  # float32 sums
+
+
+# --- the banded-matrix path (dlcourse._conv_banded) --------------------------------------
+
+
+def test_use_banded_picks_lenets_layers_only():
+    from dlcourse._conv_banded import use_banded
+
+    assert use_banded((128, 32, 32, 1), (5, 5, 1, 6), 1, 28)  # LeNet-5 conv1
+    assert use_banded((128, 14, 14, 6), (5, 5, 6, 16), 1, 10)  # conv2 (and C3)
+    assert use_banded((128, 5, 5, 16), (5, 5, 16, 120), 1, 1)  # the original's C5
+    assert not use_banded((128, 16, 16, 8), (5, 5, 8, 16), 1, 16)  # 8 * 16 / 5 > 20
+    assert not use_banded((128, 32, 32, 16), (3, 3, 16, 16), 1, 32)  # CIFAR-width
+    assert not use_banded((128, 14, 14, 6), (5, 5, 3, 16), 2, 10)  # groups
+    assert not use_banded((128, 40, 1), (5, 1, 25), 1, 19)  # 1-D
+
+
+def _cpu_program(fn, *args) -> str:
+    return jax.jit(fn).lower(*args).as_text()  # the tests run on CPU
+
+
+def test_conv_apply_chooses_the_path_per_shape(key):
+    lenet = C.conv_init(key, 5, 1, 6)
+    program = _cpu_program(C.conv_apply, lenet, jnp.zeros((2, 32, 32, 1)))
+    assert "dot_general" in program and "convolution" not in program
+    wide = C.conv_init(key, 3, 16, 16)
+    program = _cpu_program(C.conv_apply, wide, jnp.zeros((2, 32, 32, 16)))
+    assert "convolution" in program and "dot_general" not in program
+
+
+BANDED_CASES = [  # (H, W), C_i, C_o, kernel, stride, padding
+    ((9, 11), 1, 3, (3, 3), 1, 0),
+    ((8, 10), 2, 3, (3, 2), (2, 3), 1),  # the floor drops rows and columns
+    ((7, 7), 3, 2, (5, 5), 1, "SAME"),
+    ((6, 9), 1, 4, (2, 4), (1, 2), ((2, 0), (1, 3))),  # asymmetric, lo > k - 1 - hi
+    ((5, 5), 4, 5, (5, 5), 1, 0),  # one output position: plain im2col
+]
+
+
+@pytest.mark.parametrize("spatial, c_in, c_out, kernel, stride, padding", BANDED_CASES)
+def test_banded_conv_equals_xla_conv_values_and_gradients(spatial, c_in, c_out, kernel,
+                                                          stride, padding):
+    from dlcourse._conv_banded import banded_conv
+
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(3)
+        x, w = _normal(rng, (2, *spatial, c_in)), _normal(rng, (*kernel, c_in, c_out))
+        strides = (stride,) * 2 if isinstance(stride, int) else stride
+        pads = resolve_padding(padding, spatial, kernel, strides)
+
+        def xla(x, w):
+            return jax.lax.conv_general_dilated(
+                x, w, strides, pads, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+        out = jax.eval_shape(xla, x, w).shape
+        dy = _normal(rng, out)
+
+        @jax.jit
+        def both(x, w, dy):
+            y, vjp = jax.vjp(lambda x, w: banded_conv(x, w, strides, pads, out[1:3]), x, w)
+            y_ref, vjp_ref = jax.vjp(xla, x, w)
+            return (y, vjp(dy)), (y_ref, vjp_ref(dy))
+
+        got, expected = both(x, w, dy)
+        chex.assert_trees_all_equal_shapes(got, expected)
+        chex.assert_trees_all_close(got, expected, rtol=1e-10, atol=1e-12)
+        # forward mode works too (no custom rule): jvp equals the XLA convolution's
+        tangents = (_normal(rng, x.shape), _normal(rng, w.shape))
+        t = jax.jvp(lambda x, w: banded_conv(x, w, strides, pads, out[1:3]), (x, w), tangents)
+        chex.assert_trees_all_close(t, jax.jvp(xla, (x, w), tangents), rtol=1e-10, atol=1e-12)

@@ -12,6 +12,7 @@ from jax import lax
 from dlcourse import conv as C
 from dlcourse import dense as M
 from dlcourse import pool as P
+from dlcourse._padding import resolve_padding
 
 
 # Test data come from numpy's generator: jax.random would compile a program per shape.
@@ -209,3 +210,68 @@ def test_pool_backward_errors(backward):
         backward({}, x, x, window=2)
     with pytest.raises(TypeError):
         backward({}, x, dy, 2)  # window and the rest are keyword-only
+
+
+# --- the non-overlapping fast path (dlcourse._pool_windows) -----------------------------
+
+
+def _reduce_window(kind, x, window, pads):
+    """The old path: lax.reduce_window, stride = window; mean pools counting the pad."""
+    dims, pad_config = (1, *window, 1), ((0, 0), *pads, (0, 0))
+    if kind == "max":
+        return lax.reduce_window(x, -jnp.inf, lax.max, dims, dims, pad_config)
+    return lax.reduce_window(x, 0.0, lax.add, dims, dims, pad_config) / np.prod(window)
+
+
+FAST_CASES = [  # kind, x shape, window, padding
+    ("max", (2, 8, 8, 3), (2, 2), 0),
+    ("max", (2, 7, 9, 2), (2, 3), 0),  # odd sizes: the floor drops the last rows
+    ("max", (2, 7, 7, 2), (2, 2), ((1, 0), (0, 1))),  # -inf padding
+    ("max", (3, 10, 2), (3,), 0),  # 1-D (N, L, C)
+    ("max", (3, 9, 2), (2,), ((1, 1),)),
+    ("mean", (2, 7, 9, 2), (2, 3), 0),
+    ("mean", (2, 7, 7, 2), (2, 2), ((1, 0), (0, 1))),
+    ("mean", (3, 11, 2), (3,), 0),
+]
+
+
+@pytest.mark.parametrize("kind, shape, window, padding", FAST_CASES)
+@pytest.mark.parametrize("ties", [False, True])
+def test_fast_pool_equals_reduce_window(kind, shape, window, padding, ties):
+    pool = P.max_pool if kind == "max" else P.mean_pool
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(4)
+        x = _normal(rng, shape)
+        if ties:  # few distinct values: most windows hold tied maxima
+            x = jnp.round(x)
+        pads = resolve_padding(padding, shape[1:-1], window, window)
+        fwd = partial(pool, window=window, padding=padding)
+        assert "reduce_window" not in str(jax.make_jaxpr(fwd)(x))  # the fast path is taken
+        dy = _normal(rng, jax.eval_shape(fwd, x).shape)
+
+        @jax.jit
+        def both(x, dy):
+            y, vjp = jax.vjp(fwd, x)
+            y_ref, vjp_ref = jax.vjp(lambda x: _reduce_window(kind, x, window, pads), x)
+            return (y, vjp(dy)), (y_ref, vjp_ref(dy))
+
+        got, expected = both(x, dy)
+        chex.assert_trees_all_close(got, expected, rtol=1e-10, atol=1e-12)
+        if ties:  # reduce_window's forward mode does not follow the first-max rule on ties
+            return
+        t = _normal(rng, shape)  # forward mode (custom_jvp), same tangent as reduce_window's
+        chex.assert_trees_all_close(
+            jax.jvp(fwd, (x,), (t,)),
+            jax.jvp(lambda x: _reduce_window(kind, x, window, pads), (x,), (t,)),
+            rtol=1e-10, atol=1e-12)
+
+
+def test_fast_max_pool_ties_and_padding():
+    ones = jnp.ones((1, 4, 4, 1))  # all tied: the top-left of each window takes it all
+    dx = jax.grad(lambda x: P.max_pool(x, 2).sum())(ones)
+    np.testing.assert_array_equal(dx[0, :, :, 0], np.kron(np.ones((2, 2)), [[1, 0], [0, 0]]))
+    # negative inputs padded by -inf: the padding never wins, every gradient reaches x
+    x = -jnp.arange(1.0, 10.0).reshape(1, 9, 1)
+    dx = jax.grad(lambda x: P.max_pool(x, 2, padding=1).sum())(x)
+    np.testing.assert_array_equal(dx[0, :, 0], [1, 1, 0, 1, 0, 1, 0, 1, 0])
+    np.testing.assert_array_equal(P.max_pool(x, 2, padding=1)[0, :, 0], [-1, -2, -4, -6, -8])

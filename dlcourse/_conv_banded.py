@@ -1,0 +1,114 @@
+r"""A 2-D convolution as one matrix product with a banded kernel matrix, §3.1.
+
+XLA's CPU convolution is badly vectorized when the input has few channels (LeNet-5's
+$C_i = 1$ and $6$: a few GFLOP/s, against a matrix product's tens).  For such layers
+:func:`dlcourse.conv.conv_apply` computes the same correlation as one ``dot_general``:
+
+* the input rows are laid side by side: for each kernel row $d_i$, the rows
+  $x_{\text{pad}}[n, i s + d_i, :, :]$ flattened to $W_i C_i$ numbers, concatenated over
+  $d_i$: a matrix $X$ of shape $(N H_o,\ k_h W_i C_i)$ (``k_h`` contiguous copies);
+* the kernel becomes the banded (block-Toeplitz) matrix
+
+  $$T[(d_i, p, c), (j, o)] = W[d_i,\ p + lo - j s,\ c,\ o] \quad
+    \text{if } 0 \le p + lo - j s < k_w, \text{ else } 0,$$
+
+  of shape $(k_h W_i C_i,\ W_o C_o)$, built from $W$ by a contraction with a constant
+  0/1 tensor (so its gradient is the transposed contraction, no scatter); the width
+  padding $lo, hi$ is folded into $T$ (its zero rows are never built);
+* $y = X T$, reshaped to $(N, H_o, W_o, C_o)$.
+
+Autodiff of these three steps gives matrix products for $\nabla_W$ and $\nabla_x$ as well
+(the transpose of the row concatenation is a sum of padded slices).  The product does
+$W_i / k_w$ times the useful multiply-adds (the zeros of the band), which pays only
+where XLA's convolution is slow: :func:`use_banded` decides per shape, at trace time.
+
+One difference from ``lax.conv_general_dilated``: an infinite or NaN input value meets
+the band's zeros ($0 \cdot \infty = \text{NaN}$), so it spreads NaN over its output row.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from jax import lax
+from jax import numpy as jnp
+
+from dlcourse._padding import Pairs
+from dlcourse._types import Array
+
+__all__ = ["banded_conv", "use_banded"]
+
+MAX_CHANNEL_REDUNDANCY = 20
+r"""Largest $C_i \cdot W_i / k_w$ for which the banded product beats XLA's convolution.
+
+Measured on a 2-core CPU (``benchmarks/conv_speed.py``): LeNet-5's layers
+($1 \cdot 32/5 = 6.4$, $6 \cdot 14/5 = 16.8$, C5's $16 \cdot 5/5 = 16$) run
+forward+backward 2.5–3.7×, 1.4–2× and 5× faster banded; $8 \cdot 16/5 = 25.6$ and
+wider or deeper layers (CIFAR 3×3 at 16 or 64 channels) are slower banded.  XLA's
+efficiency grows with $C_i$, the band's waste with $W_i / k_w$; their product is the
+break-even variable."""
+
+MAX_BAND_ENTRIES = 1 << 20
+r"""Largest kernel matrix $T$ built (entries; 4 MiB in float32)."""
+
+
+def use_banded(
+    x_shape: tuple[int, ...], w_shape: tuple[int, ...], groups: int, w_out: int
+) -> bool:
+    r"""Whether :func:`banded_conv` is the faster way for these static shapes (2-D only).
+
+    True for an ungrouped 2-D convolution with $C_i W_i / k_w \le 20$
+    (:data:`MAX_CHANNEL_REDUNDANCY`) whose banded matrix ($k_h W_i C_i \times W_o C_o$)
+    has at most $2^{20}$ entries (:data:`MAX_BAND_ENTRIES`).
+    """
+    if len(w_shape) != 4 or groups != 1:
+        return False
+    kh, kw, c_in, c_out = w_shape
+    w_in = x_shape[2]
+    return (
+        c_in * w_in <= MAX_CHANNEL_REDUNDANCY * kw
+        and kh * w_in * c_in * w_out * c_out <= MAX_BAND_ENTRIES
+    )
+
+
+def _band(w: Array, w_in: int, w_out: int, stride: int, lo: int) -> Array:
+    """The banded matrix $T$, shape ``(k_h * W_i * C_i, W_o * C_o)``."""
+    kh, kw, c_in, c_out = w.shape
+    select = np.zeros((w_in, w_out, kw), np.float32)  # select[p, j, d_j] = [p + lo = j s + d_j]
+    for j in range(w_out):
+        for d in range(kw):
+            p = j * stride + d - lo
+            if 0 <= p < w_in:
+                select[p, j, d] = 1.0
+    band = jnp.einsum("pjb,abco->apcjo", jnp.asarray(select, w.dtype), w)
+    return band.reshape(kh * w_in * c_in, w_out * c_out)
+
+
+def banded_conv(
+    x: Array, w: Array, stride: tuple[int, int], pads: Pairs, out: tuple[int, int]
+) -> Array:
+    r"""$y = K * x$ (no bias) as one product with the banded matrix (module docstring).
+
+    Args:
+      x: ``(N, H, W, C_i)``, already of the computation's dtype.
+      w: ``(k_h, k_w, C_i, C_o)``, same dtype.
+      stride: $(s_h, s_w)$.
+      pads: explicit zero padding ``((lo_h, hi_h), (lo_w, hi_w))``.
+      out: $(H_o, W_o)$.
+
+    Returns:
+      ``(N, H_o, W_o, C_o)``, equal to ``lax.conv_general_dilated`` up to rounding.
+    """
+    n, _, w_in, c_in = x.shape
+    kh, _, _, c_out = w.shape
+    (lo_h, hi_h), (lo_w, _) = pads
+    h_out, w_out = out
+    if lo_h or hi_h:
+        x = jnp.pad(x, ((0, 0), (lo_h, hi_h), (0, 0), (0, 0)))
+    rows = [
+        lax.slice_in_dim(x, d, d + (h_out - 1) * stride[0] + 1, stride[0], axis=1)
+        .reshape(n * h_out, w_in * c_in)
+        for d in range(kh)
+    ]
+    lhs = rows[0] if kh == 1 else jnp.concatenate(rows, axis=-1)
+    y = lhs @ _band(w, w_in, w_out, stride[1], lo_w)
+    return y.reshape(n, h_out, w_out, c_out)
