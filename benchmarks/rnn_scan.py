@@ -10,7 +10,10 @@ Prints two tables (numbers, not assertions; see DESIGN.md "Checks outside the co
    T = 1000, D = 2: the adding problem), which must compile in under 5 s;
 3. forward+backward of the LSTM regressor (D = 2) with autodiff through the scan
    against ``explicit_backprop=True`` (the course's BPTT, ``dlcourse.rnn.lstm_backward``,
-   as the derivative through ``jax.custom_vjp``).
+   as the derivative through ``jax.custom_vjp``: :mod:`dlcourse.rnn.fused`).
+
+Sections 1 and 2 pass ``explicit_backprop=False`` (autodiff through the driver's scan);
+the whole training step against PyTorch is ``benchmarks/rnn_speed.py``.
 
 Run:   .venv/bin/python benchmarks/rnn_scan.py [--quick] [--cells=lstm,gru] [--dims=2,128]
        [--sections=1,2,3,4]
@@ -52,7 +55,9 @@ def _times(fns: dict, *args, repeats: int) -> dict[str, tuple[float, float]]:
 
 
 def _model_and_data(cell: str, T: int, D: int, *, hoist: bool, unroll: int):
-    model = recurrent(cell, H, 1, hoist_input=hoist, unroll=unroll)
+    # explicit_backprop=False: these sections measure the scan driver under autodiff (the
+    # default takes the cell's fused BPTT where it applies: benchmarks/rnn_speed.py).
+    model = recurrent(cell, H, 1, hoist_input=hoist, unroll=unroll, explicit_backprop=False)
     k_init, k_x, k_y = jax.random.split(jax.random.PRNGKey(0), 3)
     _, params, state = model.init(k_init, (T, D))
     x = jax.random.uniform(k_x, (B, T, D), minval=-1.0, maxval=1.0)

@@ -373,7 +373,7 @@ def test_recurrent_explicit_backprop_adam_steps_match(key):
 
 
 def test_explicit_backprop_errors(key):
-    for cell in ("elman", "jordan"):
+    for cell in ("jordan",):
         with pytest.raises(ValueError, match=rf"rnn_classifier: explicit_backprop=True .* "
                                              rf"cell='{cell}' has none"):
             rnn_classifier(cell, H, explicit_backprop=True)

@@ -312,13 +312,13 @@ def test_the_driver_takes_the_explicit_path_from_the_cell(key):
         chex.assert_trees_all_close(grads[True], grads[False], rtol=1e-10, atol=1e-13)
         no_backward = LEAKY._replace(name="leaky_autodiff", apply_explicit=None)
         with pytest.raises(ValueError, match=r"cell='leaky_autodiff' has none .* use one of "
-                                             r"\['gru', 'lstm'"):
+                                             r"\['elman', 'gru', 'lstm'"):
             recurrent(no_backward, H, explicit_backprop=True)
 
 
 def test_registry_gives_each_built_in_cell_its_explicit_backward():
     have = {name: get_cell(name).apply_explicit is not None for name in CELLS}
-    assert have == {"elman": False, "jordan": False, "gru": True, "lstm": True,
+    assert have == {"elman": True, "jordan": False, "gru": True, "lstm": True,
                     "peephole_lstm": True, "lstm1997": True}
     assert get_cell(LEAKY) is LEAKY
 

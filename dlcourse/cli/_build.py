@@ -241,8 +241,10 @@ def build_model(args: argparse.Namespace, spec: ModelSpec, data: datasets.Datase
         return (lenet5 if args.model == "lenet5" else lenet5_original)(num_classes=outputs)
     if spec.kind == "signal":
         return mnist1d_cnn(num_classes=outputs)
+    # without the flag, the library's default: the explicit BPTT where it is the faster
+    # path (LSTM, Elman), autodiff elsewhere; with it, explicit or an error
     kw = dict(hidden=args.hidden[0], layers=args.layers, bidirectional=args.bidirectional,
-              explicit_backprop=args.explicit_backprop)
+              explicit_backprop=args.explicit_backprop or None)
     if regression:  # the adding problem: the LSTM's gates get the chrono init for T
         chrono = args.seq_len if args.model == "lstm" else None
         return rnn_regressor(args.model, outputs=outputs, chrono=chrono, **kw)

@@ -89,9 +89,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add("--bidirectional", action="store_true", default=None,
         help="recurrent layers read both ways")
     add("--explicit-backprop", action="store_true", default=None,
-        help="lstm, gru: differentiate through the explicit backward pass through time "
-             "(custom_vjp), about 1.27x faster than autodiff for the LSTM here; mlp: "
-             "through mlp_apply_explicit")
+        help="lstm, elman, gru: differentiate through the explicit backward pass through "
+             "time (custom_vjp; without the flag the LSTM and Elman use it anyway, where "
+             "it is faster, and the GRU autodiff); mlp: through mlp_apply_explicit")
     add("--seq-len", type=positive_int, metavar="T",
         help="sequence length T of the adding problem (default: 100)")
     add("--dropout", type=probability, metavar="P",

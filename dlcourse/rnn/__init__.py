@@ -9,6 +9,8 @@ module              contents
 ``elman_jordan``    Elman (1990) and Jordan (1990): one forward scan, one backward pass
 ``gru``             the GRU (Cho et al. 2014), its explicit backward and custom VJP
 ``lstm``            the LSTM of §4.1, fused and named, variants, explicit backward
+``fused``           the LSTM's and Elman's BPTT laid out for speed (custom VJPs of the
+                    whole sequence, weight sums after the scan): the models' default
 ``models``          :func:`recurrent`, :func:`rnn_classifier`, :func:`rnn_regressor`
 ==================  ==================================================================
 
@@ -16,11 +18,13 @@ Every explicit backward pass is ``<name>_backward(params, xs, dys, *, ...) ->
 (dparams, dxs)`` (``dhs`` for the GRU and the LSTM, whose outputs are $h_t$), shaped like
 ``jax.vjp`` of the forward pass and checked against it in float64;
 ``<name>_backward_from_cache`` reuses a forward cache, and ``<name>_apply_explicit`` is
-the ``jax.custom_vjp`` twin that the models run with ``explicit_backprop=True``.
+the ``jax.custom_vjp`` twin that the models run with ``explicit_backprop=True``, and by
+default (``None``) wherever it applies.
 """
 
 from dlcourse.rnn._common import input_projection, zero_context
 from dlcourse.rnn.elman_jordan import (
+    elman_apply_explicit,
     elman_backward,
     elman_forward,
     elman_init,
@@ -75,6 +79,7 @@ __all__ = [
     "PEEPHOLES",
     "VARIANTS",
     "Cell",
+    "elman_apply_explicit",
     "elman_backward",
     "elman_forward",
     "elman_init",

@@ -57,8 +57,10 @@ from dlcourse._checks import check_positive_int, check_sequences
 from dlcourse._types import Array, Params, PRNGKey
 from dlcourse.dense import dense_apply, dense_backward, dense_init
 from dlcourse.rnn._common import check_cotangent, input_projection, zero_context
+from dlcourse.rnn.fused import elman_sequence
 
 __all__ = [
+    "elman_apply_explicit",
     "elman_backward",
     "elman_forward",
     "elman_init",
@@ -131,6 +133,37 @@ def elman_step(
     r"""$h_t = \phi(W h_{t-1} + xp)$ with ``xp`` $= I x_t + b$: ``(h_t, h_t)``."""
     h = act.get_activation(activation).fn(xp + h @ params["W"].T)
     return h, h
+
+
+def elman_apply_explicit(
+    params: Params, xs: Array, h0: Array | None = None, *, activation: str = "tanh"
+) -> tuple[Array, Array]:
+    r"""The Elman recurrence over ``xs`` whose derivative, under ``jax.grad``, is the
+    explicit backprop through time of :func:`elman_backward`.
+
+    $h_t = \phi(W h_{t-1} + I x_t + b)$ for $t = 1, \dots, T$, the values of
+    :func:`elman_step` under the scan driver, through
+    :func:`dlcourse.rnn.fused.elman_sequence` (a ``jax.custom_vjp``: the deltas
+    $\delta a_t$ in the scan, the weight sums as one matmul after it).  The recurrent
+    layer of the sequence models (no head) runs this by default
+    (``explicit_backprop=None``, :func:`dlcourse.rnn.recurrent`).  Cotangents reach
+    ``params``, ``xs`` and ``h0``.
+
+    Args:
+      params: ``{"I": (H, D), "W": (H, H), "b": (H,)}`` of :func:`elman_init`.
+      xs: ``(B, T, D)``.
+      h0: the initial context ``(B, H)``; zeros by default.
+      activation: $\phi$, an element-wise activation name.
+
+    Returns:
+      ``(hs, h_T)``: ``(B, T, H)`` and the final context ``(B, H)``.
+    """
+    act.get_activation(activation, caller="elman_apply_explicit")
+    check_sequences("elman_apply_explicit", xs, params["I"].shape[1])
+    if h0 is None:
+        h0 = zero_context(params, xs.shape[0])
+    hs = elman_sequence(params, xs, h0, activation)
+    return hs, hs[:, -1]
 
 
 def jordan_step(

@@ -52,7 +52,7 @@ def _recurrent_init(key, input_shape: Shape, *, fn, cell, hidden, num_outputs, l
 
 def _recurrent_apply(params, state, x, *, key=None, train=False, lengths=None,
                      initial_carry=None, fn, cell, return_sequences, hoist_input,
-                     unroll, explicit_backprop=False) -> tuple[Array, State]:
+                     unroll, explicit_backprop=None) -> tuple[Array, State]:
     check_key(fn, key)
     del key, train  # no dropout here
     first = params["layer1"]
@@ -75,7 +75,7 @@ def recurrent(
     return_sequences: bool = False,
     hoist_input: bool = HOIST_INPUT,
     unroll: int | bool = 1,
-    explicit_backprop: bool = False,
+    explicit_backprop: bool | None = None,
     activation: str = "tanh",
     output: str = "tanh",
     forget_bias: float | None = None,
@@ -114,17 +114,22 @@ def recurrent(
       return_sequences: many-to-many instead of many-to-one.
       hoist_input: see :data:`~dlcourse.rnn.scan.HOIST_INPUT`.
       unroll: ``lax.scan``'s ``unroll``.
-      explicit_backprop: every layer (stacked, either direction) runs its cell's
-        ``apply_explicit`` (:func:`~dlcourse.rnn.gru.gru_apply_explicit`,
-        :func:`~dlcourse.rnn.lstm.lstm_apply_explicit`), so ``jax.grad`` of a loss of
-        the model runs the cell's explicit backward pass through time
-        (:func:`~dlcourse.rnn.gru.gru_backward`,
-        :func:`~dlcourse.rnn.lstm.lstm_backward`) through ``jax.custom_vjp`` instead
-        of autodiff through the scan.  Same values and gradients (to rounding);
-        measured faster for the LSTM on a CPU (``benchmarks/rnn_scan.py``).  The GRU
-        and the LSTMs have one, Elman and Jordan not (raises here).  Not with
-        ``lengths`` (raises at ``apply``), ``hoist_input`` or ``unroll`` != 1 (raise
-        here); no forward-mode (``jax.jvp``) or higher derivatives.
+      explicit_backprop: ``True``: every layer (stacked, either direction) runs its
+        cell's ``apply_explicit`` (:func:`~dlcourse.rnn.gru.gru_apply_explicit`,
+        :func:`~dlcourse.rnn.lstm.lstm_apply_explicit`,
+        :func:`~dlcourse.rnn.elman_jordan.elman_apply_explicit`), so ``jax.grad`` of a
+        loss of the model runs the cell's explicit backward pass through time
+        (:func:`~dlcourse.rnn.lstm.lstm_backward`, ...) through ``jax.custom_vjp``
+        instead of autodiff through the scan.  Same values and gradients (to
+        rounding).  Elman, the GRU and the LSTMs have one, Jordan not (raises here).
+        Not with ``lengths`` (raises at ``apply``), ``hoist_input`` or ``unroll`` != 1
+        (raise here); no forward-mode (``jax.jvp``) or higher derivatives.  ``False``:
+        autodiff through the scan, always.  ``None`` (the default): ``True`` wherever
+        it applies and is the faster training step (a cell with
+        ``Cell.explicit_by_default``: the course's LSTM, 1.3-1.8x autodiff, and Elman,
+        1.1-1.3x, ``benchmarks/rnn_speed.py``; no ``lengths`` at ``apply``,
+        ``hoist_input`` off, ``unroll=1``), else ``False``: a user gets the faster
+        step without asking.
       activation: $\phi$ of the Elman and Jordan hidden layer.
       output: $\psi$ of the Jordan layer's outputs.
       forget_bias: initial $b^f$ of the LSTMs with a forget gate (default 1.0).

@@ -14,9 +14,15 @@ The driver never asks which cell it runs: everything it needs is a field of the
 :class:`Cell`.  With ``explicit_backprop=True`` it runs the cell's
 ``apply_explicit`` (a ``jax.custom_vjp`` function whose derivative is the cell's explicit
 backward pass through time), and raises when the cell has none; a new cell, with or
-without one, needs no edit here.  :func:`get_cell` is the registry of the built-in cells
-(:data:`CELLS`): Elman and Jordan (:mod:`~dlcourse.rnn.elman_jordan`), the GRU
-(:mod:`~dlcourse.rnn.gru`) and the three LSTMs (:mod:`~dlcourse.rnn.lstm`).
+without one, needs no edit here.  By default (``explicit_backprop=None``) the driver
+takes that path wherever it applies and is the faster training step: a cell with
+``Cell.explicit_by_default`` (the course's LSTM and Elman, measured 1.3-1.8x and
+1.1-1.3x autodiff by ``benchmarks/rnn_speed.py``; not the GRU, whose explicit walk
+measured 0.6x), no ``lengths``, ``hoist_input`` off and ``unroll=1``; autodiff through
+the scan otherwise.  ``explicit_backprop=False`` always differentiates the scan.  :func:`get_cell`
+is the registry of the built-in cells (:data:`CELLS`): Elman and Jordan
+(:mod:`~dlcourse.rnn.elman_jordan`), the GRU (:mod:`~dlcourse.rnn.gru`) and the three
+LSTMs (:mod:`~dlcourse.rnn.lstm`).
 
 References:
   Course §4.  Werbos, P. J., "Backpropagation through time: what it does and how to do
@@ -87,9 +93,13 @@ class Cell(NamedTuple):
     sequence ``(B, T, D)`` with the cell's own scan, the same values as the driver's,
     as a ``jax.custom_vjp`` function whose derivative is the cell's explicit backward
     pass through time (:func:`dlcourse.rnn.gru.gru_apply_explicit`,
-    :func:`dlcourse.rnn.lstm.lstm_apply_explicit`).  It projects the input inside its
-    step, does not unroll and does not mask, so ``explicit_backprop=True`` takes
-    ``hoist_input=False``, ``unroll=1`` and no ``lengths``.
+    :func:`dlcourse.rnn.lstm.lstm_apply_explicit`,
+    :func:`dlcourse.rnn.elman_jordan.elman_apply_explicit`).  It projects the input
+    inside its step, does not unroll and does not mask, so ``explicit_backprop=True``
+    takes ``hoist_input=False``, ``unroll=1`` and no ``lengths``.
+
+    ``explicit_by_default``: ``explicit_backprop=None`` (the default) takes
+    ``apply_explicit`` where it applies; set where it measured the faster step.
     """
 
     name: str
@@ -99,6 +109,7 @@ class Cell(NamedTuple):
     step: Callable[[Params, Any, Array], tuple[Any, Array]]
     features: Callable[[Any], Array]
     apply_explicit: Callable[[Params, Array, Any], tuple[Array, Any]] | None = None
+    explicit_by_default: bool = False
 
 
 # --- the registry of the built-in cells -------------------------------------------------
@@ -160,7 +171,8 @@ def get_cell(
         )
     if name == "elman":
         return Cell(name, EJ.elman_init, zero_context, input_projection,
-                    partial(EJ.elman_step, activation=activation), _identity)
+                    partial(EJ.elman_step, activation=activation), _identity,
+                    partial(EJ.elman_apply_explicit, activation=activation), True)
     if name == "jordan":
         return Cell(name, _jordan_layer_init, zero_context, input_projection,
                     partial(EJ.jordan_step, activation=activation, output=output), _identity)
@@ -170,7 +182,7 @@ def get_cell(
     init = partial(L.lstm_init, variant=_LSTM_VARIANT[name], forget_bias=forget_bias,
                    chrono=chrono)
     return Cell(name, init, L.lstm_zero_carry, input_projection, L.lstm_step, _lstm_features,
-                L.lstm_apply_explicit)
+                L.lstm_apply_explicit, name == "lstm")  # the variants: not measured
 
 
 # --- the driver -------------------------------------------------------------------------
@@ -211,6 +223,18 @@ def _check_explicit(
         )
 
 
+def _use_explicit(
+    cell: Cell, explicit_backprop: bool | None, *, hoist_input: bool, unroll: int | bool,
+    lengths: Any,
+) -> bool:
+    """``explicit_backprop`` resolved: ``None`` means the cell's explicit path where it
+    applies (see the module docstring)."""
+    if explicit_backprop is not None:
+        return bool(explicit_backprop)
+    return (cell.apply_explicit is not None and cell.explicit_by_default and lengths is None
+            and not hoist_input and unroll is not True and unroll == 1)
+
+
 def rnn_scan(
     cell: str | Cell,
     params: Params,
@@ -221,7 +245,7 @@ def rnn_scan(
     reverse: bool = False,
     hoist_input: bool = HOIST_INPUT,
     unroll: int | bool = 1,
-    explicit_backprop: bool = False,
+    explicit_backprop: bool | None = None,
 ) -> tuple[Array, Any]:
     r"""Run one recurrent layer over a batch of sequences with ``lax.scan``.
 
@@ -240,12 +264,16 @@ def rnn_scan(
       hoist_input: compute $I x_t + b$ for all steps with one matmul before the scan
         instead of inside each step (see :data:`HOIST_INPUT`).
       unroll: steps per scan iteration (``lax.scan``'s ``unroll``).
-      explicit_backprop: run ``cell.apply_explicit``, whose gradient under ``jax.grad``
-        is the cell's explicit backward pass through time
+      explicit_backprop: ``True``: run ``cell.apply_explicit``, whose gradient under
+        ``jax.grad`` is the cell's explicit backward pass through time
         (:func:`~dlcourse.rnn.gru.gru_backward`,
-        :func:`~dlcourse.rnn.lstm.lstm_backward`) instead of autodiff through the scan
-        (same values; ``reverse`` flips the sequence around it).  Needs a cell with
-        one, ``lengths=None``, ``hoist_input=False`` and ``unroll=1``.
+        :func:`~dlcourse.rnn.lstm.lstm_backward`,
+        :func:`~dlcourse.rnn.elman_jordan.elman_backward`) instead of autodiff through
+        the scan (same values; ``reverse`` flips the sequence around it); needs a cell
+        with one, ``lengths=None``, ``hoist_input=False`` and ``unroll=1``.  ``False``:
+        autodiff through the scan.  ``None`` (default): ``True`` where those hold and
+        the cell has ``explicit_by_default`` (the faster step: the LSTM, Elman), else
+        ``False``.
 
     Returns:
       ``(ys, carry)``: outputs ``(B, T, F)`` and the final carry.
@@ -259,7 +287,8 @@ def rnn_scan(
     check_sequences("rnn_scan", xs, params["I"].shape[1])
     B, T, _ = xs.shape
     carry0 = cell.zero_carry(params, B) if initial_carry is None else initial_carry
-    if explicit_backprop:
+    if _use_explicit(cell, explicit_backprop, hoist_input=hoist_input, unroll=unroll,
+                     lengths=lengths):
         _check_explicit("rnn_scan", cell, hoist_input=hoist_input, unroll=unroll,
                         lengths=lengths)
         if reverse:
@@ -351,7 +380,7 @@ def rnn_stack_apply(
     lengths: Array | None = None,
     hoist_input: bool = HOIST_INPUT,
     unroll: int | bool = 1,
-    explicit_backprop: bool = False,
+    explicit_backprop: bool | None = None,
 ) -> tuple[Array, Array, dict[str, Any]]:
     r"""Stacked (and maybe bidirectional) layers of :func:`rnn_stack_init` over ``xs``.
 
