@@ -8,7 +8,8 @@ Expected: at initialization (Glorot), ‖∇W⁽¹⁾‖/‖∇W⁽ᴸ⁺¹⁾�
           1, 3, 5, 10 sigmoid hidden layers and stays near 1 for tanh and ReLU; after 20
           epochs of SGD on MNIST-1D, sigmoid networks of 5 and 10 layers are at chance
           (0.10) while ReLU reaches 0.43-0.59 and tanh 0.60-0.61.
-          90 s on a 2-core CPU (--quick: 10 s).
+          90 s on a 2-core CPU (--quick, sigmoid and ReLU at depths 1 and 4, 2 epochs:
+          first/last 0.30 and 3.1e-3 (sigmoid), 1.12 and 0.88 (ReLU); 25 s of CPU).
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ class Config:
     probe_examples: int = 1000
 
 
-QUICK = {"seeds": (0,), "depths": (1, 4), "width": 32, "epochs": 2}
+# the claim compares sigmoid with ReLU; tanh (a third compiled model per depth) is left out
+QUICK = {"seeds": (0,), "depths": (1, 4), "width": 32, "epochs": 2,
+         "activations": ("sigmoid", "relu")}
 
 
 def run(config: Config) -> dict:
