@@ -394,7 +394,7 @@ def test_ctrl_c_during_a_save_is_held_until_the_file_is_in_place(saved, key, mon
     fsync = os.fsync
 
     def interrupted_fsync(fd):
-        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the new file is being written
+        signal.raise_signal(signal.SIGINT)  # Ctrl-C while the new file is being written
         fsync(fd)
 
     monkeypatch.setattr(os, "fsync", interrupted_fsync)

@@ -323,7 +323,6 @@ def test_stray_temporaries_of_a_killed_save_are_removed(digits, key, tmp_path):
 def test_ctrl_c_during_a_save_lets_it_finish(digits, key, tmp_path, monkeypatch):
     """SIGINT in the middle of epoch 2's save: the save completes, then the run stops."""
     import json
-    import os
     import signal
 
     from dlcourse import train as train_module
@@ -334,7 +333,7 @@ def test_ctrl_c_during_a_save_lets_it_finish(digits, key, tmp_path, monkeypatch)
 
     def interrupted_write(path, history):
         if len(history) == 2:
-            os.kill(os.getpid(), signal.SIGINT)  # arrives inside the deferred block
+            signal.raise_signal(signal.SIGINT)  # to this thread: inside the deferred block
         write(path, history)
 
     monkeypatch.setattr(train_module, "write_history", interrupted_write)
