@@ -3,19 +3,14 @@
 import json
 
 import pytest
-
-from dlcourse.cli import main
+from _experiments import run_quick
 
 NAME = "ch2_adversarial"
 
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
-    out = tmp_path_factory.mktemp(NAME)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DLCOURSE_CACHE", str(out / "cache"))
-        assert main(["run", NAME, "--quick", f"--out={out}"]) == 0
-    return out
+    return run_quick(tmp_path_factory, NAME)
 
 
 def test_quick_mode_writes_its_evidence(quick):

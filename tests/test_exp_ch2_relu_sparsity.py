@@ -9,19 +9,14 @@ leave fewer dead units after training on MNIST-1D (0.1 leaves more), so the verd
 import json
 
 import pytest
-
-from dlcourse.cli import main
+from _experiments import run_quick
 
 NAME = "ch2_relu_sparsity"
 
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
-    out = tmp_path_factory.mktemp(NAME)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DLCOURSE_CACHE", str(out / "cache"))
-        assert main(["run", NAME, "--quick", f"--out={out}"]) == 0
-    return out
+    return run_quick(tmp_path_factory, NAME)
 
 
 def test_quick_mode_writes_its_evidence(quick):

@@ -7,8 +7,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _experiments import run_quick
 
-from dlcourse.cli import main
 from dlcourse.experiments import ch2_universal_approximation as ua
 
 NAME = "ch2_universal_approximation"
@@ -16,11 +16,7 @@ NAME = "ch2_universal_approximation"
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
-    out = tmp_path_factory.mktemp(NAME)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DLCOURSE_CACHE", str(out / "cache"))
-        assert main(["run", NAME, "--quick", f"--out={out}"]) == 0
-    return out
+    return run_quick(tmp_path_factory, NAME)
 
 
 @pytest.mark.parametrize("activation", ["sigmoid", "relu"])
