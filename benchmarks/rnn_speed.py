@@ -8,7 +8,7 @@ float32, on a batch of B = 64 sequences of T = 100 steps of D = 32 features, for
 
 * the LSTM: dlcourse ``before`` (autodiff through the scan, the old default,
   ``explicit_backprop=False``), ``after`` (the default now, ``explicit_backprop=None``:
-  the course's BPTT of :func:`dlcourse.rnn.lstm.lstm_backward_from_cache` through
+  the course's BPTT of :func:`dlcourse.rnn.lstm_bptt.lstm_backward_from_cache` through
   ``jax.custom_vjp``, its weight sums by :func:`dlcourse.rnn.fused.weight_gradients`),
   and PyTorch's ``nn.LSTM``;
 * the GRU: the same two rows (its default is now

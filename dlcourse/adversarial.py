@@ -292,7 +292,8 @@ def make_adversarial_objective(
 
     Returns:
       ``objective(model, loss_fn, params, state, x, y, key) -> (loss, (new_state,
-      outputs))``, the signature of ``dlcourse.train``'s ``_objective``, training mode.
+      outputs))``, the signature of ``dlcourse._train_epoch``'s ``_objective``, training
+      mode.
 
     Raises:
       ValueError: for a bad ``epsilon``, ``alpha`` or ``clip``, here rather than at the

@@ -13,6 +13,10 @@ The whole epoch (permutation, gather, forward, backward, update) is a single
 ``jax.jit``-compiled function with the data on the device: no Python runs per step,
 and nothing recompiles after the first epoch.  It runs on a mesh of devices
 (:mod:`dlcourse.parallel`) and in bfloat16 (:mod:`dlcourse.precision`) unchanged.
+
+The compiled epoch and evaluation are written in :mod:`dlcourse._train_epoch`; this
+module runs them (:func:`fit`: early stopping, ensembles, checkpoints, divergence) and is
+the one to import.
 """
 
 from __future__ import annotations
@@ -22,21 +26,16 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
 from dlcourse import losses
 from dlcourse._checks import (
     check_choice,
-    check_dataset,
-    check_input,
     check_int,
     check_key,
     check_positive_int,
@@ -44,7 +43,16 @@ from dlcourse._checks import (
     is_int,
 )
 from dlcourse._io import defer_interrupts, remove_temporaries
-from dlcourse._types import Array, Layer, Params, PRNGKey, State
+from dlcourse._preflight import check_dataset
+from dlcourse._train_epoch import (
+    LossFn,
+    MetricFn,
+    ensemble_log_probs,
+    epoch_batches,
+    make_evaluate,
+    make_train_epoch,
+)
+from dlcourse._types import Array, Layer, PRNGKey
 from dlcourse.checkpoint import Checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
 from dlcourse.datasets import Dataset
 from dlcourse.history import (
@@ -55,161 +63,10 @@ from dlcourse.history import (
 )
 from dlcourse.layers.shapes import abstract_init
 from dlcourse.metrics import correct
-from dlcourse.parallel import data_parallel_mesh, place, replicated, shard_batch
+from dlcourse.parallel import data_parallel_mesh, place
 from dlcourse.precision import PRECISIONS, mixed_precision
 
 __all__ = ["ensemble_log_probs", "epoch_batches", "fit", "make_evaluate", "make_train_epoch"]
-
-LossFn = Callable[[Array, Array], Array]
-MetricFn = Callable[[Array, Array], Array]
-def _objective(model: Layer, loss_fn: LossFn, params, state, x, y, key):
-    logits, new_state = model.apply(params, state, x, key=key, train=True)
-    return loss_fn(logits, y), (new_state, logits)
-
-
-def _ensemble_objective(model: Layer, loss_fn: LossFn, params, state, x, y, key):
-    """K independent members: the sum of their losses has each member's own gradient."""
-    keys = jax.random.split(key, jax.tree.leaves(params)[0].shape[0])
-    member = jax.vmap(partial(_objective, model, loss_fn), in_axes=(0, 0, None, None, 0))
-    loss, (state, logits) = member(params, state, x, y, keys)
-    return loss.sum(), (state, ensemble_log_probs(logits))
-
-
-def ensemble_log_probs(member_logits: Array) -> Array:
-    r"""Log of the members' average probability, $\log \frac1K \sum_k \mathrm{softmax}(z_k)$.
-
-    Args:
-      member_logits: ``(K, B, C)``.
-
-    Returns:
-      ``(B, C)``: logits of the ensemble's prediction (softmax gives back the average).
-    """
-    k = member_logits.shape[0]
-    return jax.nn.logsumexp(jax.nn.log_softmax(member_logits, axis=-1), axis=0) - jnp.log(k)
-
-
-def epoch_batches(key: PRNGKey, n: int, batch_size: int) -> Array:
-    r"""One epoch's minibatches (§2.4.6): a fresh permutation cut into $\lfloor n/m \rfloor$ rows.
-
-    Returns:
-      int indices of shape ``(n // batch_size, batch_size)``; no index appears twice,
-      and the ``n % batch_size`` left over wait for the next epoch's permutation.
-    """
-    steps = n // batch_size
-    return jax.random.permutation(key, n)[: steps * batch_size].reshape(steps, batch_size)
-
-
-def make_train_epoch(
-    model: Layer,
-    optimizer: optax.GradientTransformation,
-    loss_fn: LossFn,
-    batch_size: int,
-    *,
-    metric_fn: MetricFn = correct,
-    ensemble: bool = False,
-    augment: Callable[[PRNGKey, Array], Array] | None = None,
-    objective: Callable[..., Any] | None = None,
-    mesh: Mesh | None = None,
-) -> Callable[..., Any]:
-    r"""One epoch of Algorithm 1 (§2.4.6) as a single compiled function.
-
-    Returns:
-      ``epoch(params, state, opt_state, key, x, y) -> (params, state, opt_state, metrics)``,
-      jitted; ``metrics`` holds the mean minibatch ``loss`` and ``accuracy`` (the mean of
-      ``metric_fn``) of the epoch.
-      ``x`` and ``y`` are the whole training set, on the device.  The optimizer's
-      ``update`` also receives ``value=`` the minibatch loss, which
-      :func:`dlcourse.schedules.reduce_on_plateau` monitors (others ignore it).  With
-      ``ensemble=True`` the parameters carry a leading member axis (see :func:`fit`).
-      ``augment(key, x_batch)`` transforms each minibatch inside the step
-      (:mod:`dlcourse.augment`); ``objective(model, loss_fn, params, state, x, y, key)``
-      replaces the plain loss, e.g. adversarial training
-      (:func:`dlcourse.adversarial.make_adversarial_objective`).  A ``mesh`` shards each
-      minibatch over its ``"data"`` axis (:mod:`dlcourse.parallel`).
-    """
-    if objective is None:
-        objective = _ensemble_objective if ensemble else _objective
-    elif ensemble:
-        raise ValueError("make_train_epoch: a custom objective cannot be combined with an "
-                         "ensemble; train the members one by one.")
-    grad_fn = jax.value_and_grad(partial(objective, model, loss_fn), has_aux=True)
-    optimizer = optax.with_extra_args_support(optimizer)
-
-    def step(x, y, carry, batch):
-        params, state, opt_state, key = carry
-        key, step_key, augment_key = jax.random.split(key, 3)
-        xb, yb = shard_batch((x[batch], y[batch]), mesh)  # split over the devices, if any
-        xb = xb if augment is None else augment(augment_key, xb)
-        (loss, (state, logits)), grads = grad_fn(params, state, xb, yb, step_key)
-        updates, opt_state = optimizer.update(grads, opt_state, params, value=loss)
-        params = optax.apply_updates(params, updates)
-        return (params, state, opt_state, key), (loss, metric_fn(logits, yb).mean())
-
-    @partial(jax.jit, out_shardings=None if mesh is None else replicated(mesh))
-    def epoch(params, state, opt_state, key, x, y):
-        perm_key, key = jax.random.split(key)
-        batches = epoch_batches(perm_key, x.shape[0], batch_size)
-        carry = (params, state, opt_state, key)
-        carry, (loss, acc) = jax.lax.scan(partial(step, x, y), carry, batches)
-        params, state, opt_state, _ = carry
-        return params, state, opt_state, {"loss": loss.mean(), "accuracy": acc.mean()}
-
-    return epoch
-
-
-def make_evaluate(
-    model: Layer,
-    loss_fn: LossFn = losses.softmax_cross_entropy,
-    batch_size: int = 1000,
-    *,
-    metric_fn: MetricFn = correct,
-    ensemble: bool = False,
-) -> Callable[[Params, State, Array, Array], dict[str, Array]]:
-    """A compiled evaluation in evaluation mode (no dropout, batch norm's running statistics).
-
-    With ``ensemble=True`` the parameters carry a leading member axis and the prediction
-    is the members' average probability (:func:`ensemble_log_probs`).
-
-    The data are padded to whole chunks of ``batch_size`` and mapped with ``lax.map``, so
-    memory stays bounded and each dataset size compiles once.
-
-    Returns:
-      ``evaluate(params, state, x, y) -> {"loss", "accuracy"}`` over all of ``x``.
-    """
-
-    def per_example_loss(logits, y):
-        return jax.vmap(lambda l, t: loss_fn(l[None], t[None]))(logits, y)
-
-    @jax.jit
-    def evaluate(params, state, x, y):
-        check_input("evaluate", "x", x)  # static: an empty x would divide by zero below
-        n = x.shape[0]
-        chunk = min(batch_size, n)
-        pad = -n % chunk
-        mask = jnp.arange(n + pad) < n
-        xs = jnp.concatenate([x, jnp.zeros((pad, *x.shape[1:]), x.dtype)])
-        ys = jnp.concatenate([y, jnp.zeros((pad, *y.shape[1:]), y.dtype)])
-
-        def one(args):
-            xc, yc = args
-            if ensemble:
-                apply = jax.vmap(lambda p, s: model.apply(p, s, xc, train=False)[0])
-                logits = ensemble_log_probs(apply(params, state))
-            else:
-                logits, _ = model.apply(params, state, xc, train=False)
-            return per_example_loss(logits, yc), metric_fn(logits, yc)
-
-        shape = (-1, chunk)
-        loss, score = jax.lax.map(
-            one, (xs.reshape(*shape, *x.shape[1:]), ys.reshape(*shape, *y.shape[1:]))
-        )
-        mask = mask.reshape(shape)
-        return {
-            "loss": jnp.sum(loss * mask) / n,
-            "accuracy": jnp.sum(score * mask) / n,
-        }
-
-    return evaluate
 
 
 def _check_fit_args(
@@ -306,7 +163,7 @@ def fit(
       ``checkpoint_dir`` that holds a checkpoint is never replaced unless ``resume`` or
       ``overwrite`` says so.  A Ctrl-C lets the save in progress finish and raises
       :class:`TrainingInterrupted` (a ``KeyboardInterrupt``) naming the saved epoch.
-    * **Checked before the first step** (:func:`dlcourse._checks.check_dataset`): inputs
+    * **Checked before the first step** (:func:`dlcourse._preflight.check_dataset`): inputs
       and labels of equal lengths, floating inputs with every value finite, integer
       labels within the model's outputs.  So a divergence is told apart from bad data.
     * **Divergence**: a training or validation loss that is NaN, infinite, or over

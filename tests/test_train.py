@@ -1,4 +1,5 @@
-"""Algorithm 1 (§2.4.6): batches without replacement, one compiled epoch, evaluation."""
+"""Algorithm 1 (§2.4.6) by fit: learning, early stopping, ensembles, resuming, divergence and
+bad data (the compiled epoch and evaluation: tests/test_train_epoch.py)."""
 
 import jax
 import jax.numpy as jnp
@@ -7,22 +8,13 @@ import optax
 import pytest
 
 from dlcourse import datasets as D
-from dlcourse import losses, metrics
 from dlcourse.perceptron import mlp
-from dlcourse.train import epoch_batches, fit, make_evaluate, make_train_epoch
+from dlcourse.train import fit, make_evaluate
 
 
 @pytest.fixture(scope="module")
 def digits():
     return D.digits()
-
-
-def test_epoch_batches_without_replacement(key):
-    batches = np.asarray(epoch_batches(key, 103, 10))
-    assert batches.shape == (10, 10)  # n // m steps; the 3 left over wait for next epoch
-    assert len(np.unique(batches)) == 100
-    other = np.asarray(epoch_batches(jax.random.fold_in(key, 1), 103, 10))
-    assert not np.array_equal(batches, other)
 
 
 def test_fit_learns_digits(digits, key):
@@ -38,20 +30,6 @@ def test_fit_learns_digits(digits, key):
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"] / 2
 
 
-def test_steps_per_epoch_is_n_over_m(digits, key):
-    opt = optax.adam(1e-3)
-    model = mlp((8,), 10)
-    _, params, state = model.init(key, digits.input_shape)
-    epoch = make_train_epoch(model, opt, losses.softmax_cross_entropy, 100)
-    x, y = jnp.asarray(digits.x_train), jnp.asarray(digits.y_train)
-    opt_state = opt.init(params)
-    for i in range(3):
-        params, state, opt_state, _ = epoch(params, state, opt_state, jax.random.PRNGKey(i), x, y)
-    assert int(opt_state[0].count) == 3 * (len(x) // 100)
-    # one compilation for the three epochs: nothing recompiles between epochs
-    assert epoch._cache_size() == 1
-
-
 def test_same_seed_same_parameters(digits, key):
     model = mlp((16,), 10)
     runs = [
@@ -61,16 +39,6 @@ def test_same_seed_same_parameters(digits, key):
     for a, b in zip(jax.tree.leaves(runs[0]), jax.tree.leaves(runs[1]), strict=True):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(runs[0]["fc1"]["W"], runs[2]["fc1"]["W"])
-
-
-def test_evaluate_pads_to_whole_chunks(digits, key):
-    model = mlp((16,), 10)
-    _, params, state = model.init(key, digits.input_shape)
-    x, y = jnp.asarray(digits.x_test), jnp.asarray(digits.y_test)
-    logits, _ = model.apply(params, state, x)
-    got = make_evaluate(model, batch_size=100)(params, state, x, y)  # 359 = 3*100 + 59
-    np.testing.assert_allclose(got["loss"], losses.softmax_cross_entropy(logits, y), rtol=1e-5)
-    np.testing.assert_allclose(got["accuracy"], metrics.accuracy(logits, y), rtol=1e-6)
 
 
 def test_nonfinite_loss_stops_with_clear_error(digits, key):

@@ -21,7 +21,7 @@ import jax
 import optax
 
 from dlcourse import datasets, losses, optim, schedules
-from dlcourse._checks import check_writable_dir, check_writable_file
+from dlcourse._preflight import check_writable_dir, check_writable_file
 from dlcourse._types import Layer
 from dlcourse.checkpoint import checkpoint_info
 from dlcourse.cli._args import (

@@ -8,7 +8,8 @@ module              contents
                     the stacks :func:`rnn_stack_init` / :func:`rnn_stack_apply`
 ``elman_jordan``    Elman (1990) and Jordan (1990): one forward scan, one backward pass
 ``gru``             the GRU (Cho et al. 2014), its explicit backward and custom VJP
-``lstm``            the LSTM of §4.1, fused and named, variants, explicit backward
+``lstm``            the LSTM of §4.1, fused and named, variants, the forward pass
+``lstm_bptt``       the LSTM's explicit backprop through time and its custom VJP
 ``fused``           the LSTM's and Elman's BPTT laid out for speed (custom VJPs of the
                     whole sequence, weight sums after the scan): the models' default
 ``models``          :func:`recurrent`, :func:`rnn_classifier`, :func:`rnn_regressor`
@@ -47,9 +48,6 @@ from dlcourse.rnn.lstm import (
     GATES,
     PEEPHOLES,
     VARIANTS,
-    lstm_apply_explicit,
-    lstm_backward,
-    lstm_backward_from_cache,
     lstm_cell,
     lstm_cell_course,
     lstm_forward,
@@ -60,6 +58,7 @@ from dlcourse.rnn.lstm import (
     lstm_variant,
     lstm_zero_carry,
 )
+from dlcourse.rnn.lstm_bptt import lstm_apply_explicit, lstm_backward, lstm_backward_from_cache
 from dlcourse.rnn.models import recurrent, rnn_classifier, rnn_regressor
 from dlcourse.rnn.scan import (
     CELLS,

@@ -4,7 +4,7 @@ The course's BPTT arranged as cuDNN and oneDNN arrange it: only $\partial L/\par
 (and the LSTM's $\partial L/\partial C$) needs the sequential scan, which stores the
 pre-activation deltas $\delta z_t$ of every step; the weight gradients are then one
 matmul over all $T B$ rows (:func:`weight_gradients`, shared by
-:func:`dlcourse.rnn.lstm.lstm_backward_from_cache` and :func:`elman_sequence`):
+:func:`dlcourse.rnn.lstm_bptt.lstm_backward_from_cache` and :func:`elman_sequence`):
 $\nabla_I = \sum_t \delta z_t^\top x_t$, $\nabla_W = \sum_t \delta z_t^\top h_{t-1}$,
 $\nabla_b = \sum_t \delta z_t$, and the input gradient is $\delta z\, I$.
 :func:`elman_sequence` is Elman's recurrence as a ``jax.custom_vjp`` of the whole
@@ -21,7 +21,7 @@ For the LSTM, a second layout was tried and dropped: the input product hoisted o
 the scan, the four gates as one $\tanh$ pass ($\sigma(x) = \tfrac12(1 + \tanh\tfrac x2)$)
 and the backward step's gate factors stored by the forward step was, over four
 interleaved runs of the whole training step, within ±7% of the walk of
-:func:`~dlcourse.rnn.lstm.lstm_backward_from_cache` (no gain beyond the noise), and
+:func:`~dlcourse.rnn.lstm_bptt.lstm_backward_from_cache` (no gain beyond the noise), and
 ``lax.scan(unroll=2 or 4)`` was no faster either; the LSTM keeps its one explicit walk.
 
 Both are checked against ``jax.vjp`` of the scan driver in float64

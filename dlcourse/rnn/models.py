@@ -116,10 +116,10 @@ def recurrent(
       unroll: ``lax.scan``'s ``unroll``.
       explicit_backprop: ``True``: every layer (stacked, either direction) runs its
         cell's ``apply_explicit`` (:func:`~dlcourse.rnn.gru.gru_apply_explicit`,
-        :func:`~dlcourse.rnn.lstm.lstm_apply_explicit`,
+        :func:`~dlcourse.rnn.lstm_bptt.lstm_apply_explicit`,
         :func:`~dlcourse.rnn.elman_jordan.elman_apply_explicit`), so ``jax.grad`` of a
         loss of the model runs the cell's explicit backward pass through time
-        (:func:`~dlcourse.rnn.lstm.lstm_backward`, ...) through ``jax.custom_vjp``
+        (:func:`~dlcourse.rnn.lstm_bptt.lstm_backward`, ...) through ``jax.custom_vjp``
         instead of autodiff through the scan.  Same values and gradients (to
         rounding).  Elman, the GRU and the LSTMs have one, Jordan not (raises here).
         Not with ``lengths`` (raises at ``apply``), ``hoist_input`` or ``unroll`` != 1

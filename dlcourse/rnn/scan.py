@@ -46,6 +46,7 @@ from dlcourse.rnn import elman_jordan as EJ
 from dlcourse.rnn import gru as G
 from dlcourse.rnn import lstm as L
 from dlcourse.rnn._common import input_projection, zero_context
+from dlcourse.rnn.lstm_bptt import lstm_apply_explicit
 
 __all__ = [
     "CELLS",
@@ -93,7 +94,7 @@ class Cell(NamedTuple):
     sequence ``(B, T, D)`` with the cell's own scan, the same values as the driver's,
     as a ``jax.custom_vjp`` function whose derivative is the cell's explicit backward
     pass through time (:func:`dlcourse.rnn.gru.gru_apply_explicit`,
-    :func:`dlcourse.rnn.lstm.lstm_apply_explicit`,
+    :func:`dlcourse.rnn.lstm_bptt.lstm_apply_explicit`,
     :func:`dlcourse.rnn.elman_jordan.elman_apply_explicit`).  It projects the input
     inside its step, does not unroll and does not mask, so ``explicit_backprop=True``
     takes ``hoist_input=False``, ``unroll=1`` and no ``lengths``.
@@ -182,7 +183,7 @@ def get_cell(
     init = partial(L.lstm_init, variant=_LSTM_VARIANT[name], forget_bias=forget_bias,
                    chrono=chrono)
     return Cell(name, init, L.lstm_zero_carry, input_projection, L.lstm_step, _lstm_features,
-                L.lstm_apply_explicit, name == "lstm")  # the variants: not measured
+                lstm_apply_explicit, name == "lstm")  # the variants: not measured
 
 
 # --- the driver -------------------------------------------------------------------------
@@ -267,7 +268,7 @@ def rnn_scan(
       explicit_backprop: ``True``: run ``cell.apply_explicit``, whose gradient under
         ``jax.grad`` is the cell's explicit backward pass through time
         (:func:`~dlcourse.rnn.gru.gru_backward`,
-        :func:`~dlcourse.rnn.lstm.lstm_backward`,
+        :func:`~dlcourse.rnn.lstm_bptt.lstm_backward`,
         :func:`~dlcourse.rnn.elman_jordan.elman_backward`) instead of autodiff through
         the scan (same values; ``reverse`` flips the sequence around it); needs a cell
         with one, ``lengths=None``, ``hoist_input=False`` and ``unroll=1``.  ``False``:

@@ -22,9 +22,9 @@ import jax
 import numpy as np
 from flax import serialization
 
+from dlcourse._checkpoint_format import path_str, restore
 from dlcourse._io import atomic_write
 from dlcourse._types import Params
-from dlcourse.checkpoint import _path_str, _restore
 
 __all__ = ["load_params", "save_params"]
 
@@ -39,10 +39,10 @@ def _check_leaves(params: Any) -> None:
     for path, leaf in leaves:
         if not isinstance(leaf, _ARRAY):
             raise TypeError(
-                f"save_params: leaf {_path_str(path)!r} is of type {type(leaf).__name__}, "
+                f"save_params: leaf {path_str(path)!r} is of type {type(leaf).__name__}, "
                 f"not an array; params must hold arrays (numpy or jax) and numbers only.")
         if hasattr(leaf, "dtype") and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-            raise TypeError(f"save_params: leaf {_path_str(path)!r} is a typed PRNG key; "
+            raise TypeError(f"save_params: leaf {path_str(path)!r} is a typed PRNG key; "
                             f"save jax.random.key_data(key) instead.")
 
 
@@ -119,4 +119,4 @@ def load_params(path: str | os.PathLike, like: Any = None) -> Any:
                          f"not a tree of arrays; it was not written by save_params.")
     if like is None:
         return _copy(content)
-    return _restore(file, "params", like, content, mismatch=_mismatch)
+    return restore(file, "params", like, content, mismatch=_mismatch)
