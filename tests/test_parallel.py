@@ -25,7 +25,8 @@ TIMEOUT = 240  # seconds per subprocess; the runs take about 10 s of CPU each
 
 
 def _env(devices: int) -> dict[str, str]:
-    return {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"
+    return {**os.environ, "XLA_FLAGS": flags.strip(),
             "JAX_PLATFORMS": "cpu"}
 
 
