@@ -11,12 +11,18 @@ Prints two tables (numbers, not assertions; see DESIGN.md "Checks outside the co
 3. forward+backward of the LSTM regressor (D = 2) with autodiff through the scan
    against ``explicit_backprop=True`` (the course's BPTT, ``dlcourse.rnn.lstm_backward``,
    as the derivative through ``jax.custom_vjp``: :mod:`dlcourse.rnn.fused`).
+4. (the training step's compile time is table 3's first column)
+5. how many cores the scanned LSTM forward keeps busy (process CPU seconds / wall
+   seconds) and whether two independent half-batch recurrences in one scan body run
+   side by side: one chain of B = 64 against two chains of B = 32 (D = 32, T = 100).
+   If XLA ran independent operations of the loop body concurrently, the two chains
+   would take about half the time of one on two idle cores.
 
 Sections 1 and 2 pass ``explicit_backprop=False`` (autodiff through the driver's scan);
 the whole training step against PyTorch is ``benchmarks/rnn_speed.py``.
 
 Run:   .venv/bin/python benchmarks/rnn_scan.py [--quick] [--cells=lstm,gru] [--dims=2,128]
-       [--sections=1,2,3,4]
+       [--sections=1,2,3,4,5]
 Takes a few minutes on a 2-core CPU (``--quick``: T = 100 only, fewer repeats).
 """
 
@@ -25,14 +31,18 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import statistics
 import time
 
 import jax
 import jax.numpy as jnp
 import optax
+from jax import lax
 
 from dlcourse.rnn import recurrent
+from dlcourse.rnn._common import input_projection
+from dlcourse.rnn.lstm import lstm_init, lstm_step, lstm_zero_carry
 
 B, H = 64, 128
 
@@ -134,6 +144,47 @@ def time_train_step(T: int, D: int = 2, *, repeats: int) -> tuple[float, float, 
     return t_compile, t_min, t_med
 
 
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def time_chains(T: int, D: int = 32, *, repeats: int) -> dict[str, tuple[float, float]]:
+    """``{"one" | "two": (median forward s, CPU s / wall s)}`` of the LSTM's scanned forward."""
+    params = lstm_init(jax.random.PRNGKey(0), D, H)
+    xs = jax.random.normal(jax.random.PRNGKey(1), (T, B, D))
+
+    def run(carry, x):
+        carry, h = lstm_step(params, carry, input_projection(params, x))
+        return carry, h
+
+    @jax.jit
+    def one(xs):
+        return lax.scan(run, lstm_zero_carry(params, B), xs)[1]
+
+    @jax.jit
+    def two(xs):
+        def body(carries, x):
+            (a, ha), (b, hb) = run(carries[0], x[: B // 2]), run(carries[1], x[B // 2 :])
+            return (a, b), jnp.concatenate([ha, hb], axis=0)
+
+        half = lstm_zero_carry(params, B // 2)
+        return lax.scan(body, (half, half), xs)[1]
+
+    fns = {"one": one, "two": two}
+    diff = float(jnp.max(jnp.abs(one(xs) - two(xs))))
+    if diff > 1e-5:
+        raise AssertionError(f"the two chains differ from one by {diff}")
+    wall, cpu = {n: [] for n in fns}, {n: [] for n in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            c0, t0 = _cpu_seconds(), time.perf_counter()
+            jax.block_until_ready(fn(xs))
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(_cpu_seconds() - c0)
+    return {n: (statistics.median(wall[n]), sum(cpu[n]) / sum(wall[n])) for n in fns}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="T = 100 only, 3 repeats")
@@ -142,7 +193,7 @@ def main() -> None:
     parser.add_argument("--lengths", default="100,1000", help="sequence lengths T")
     parser.add_argument("--unrolls", default="1,4,16", help="unroll values (LSTM, D = 2)")
     parser.add_argument("--repeats", type=int, default=9)
-    parser.add_argument("--sections", default="1,2,3,4", help="tables to print")
+    parser.add_argument("--sections", default="1,2,3,4,5", help="tables to print")
     args = parser.parse_args()
     lengths = [100] if args.quick else [int(t) for t in args.lengths.split(",")]
     repeats = 3 if args.quick else args.repeats
@@ -201,6 +252,15 @@ def main() -> None:
         ratio = t["autodiff"][0] / t["explicit"][0]
         print(f"| {T} | {fmt(t['autodiff'])} | {fmt(t['explicit'])} | {ratio:.2f} |",
               flush=True)
+
+
+    if 5 in sections:
+        print("\n## 5. cores used by the scanned LSTM forward (D = 32, T = 100)\n")
+        print("| chains in the scan body | forward s (median) | CPU s / wall s |")
+        print("|---|---|---|")
+        t = time_chains(100, repeats=max(repeats, 5))
+        for name, label in (("one", "one, B = 64"), ("two", "two, B = 32 each")):
+            print(f"| {label} | {t[name][0]:.4f} | {t[name][1]:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
