@@ -3,19 +3,14 @@
 import json
 
 import pytest
-
-from dlcourse.cli import main
+from _experiments import run_quick
 
 NAME = "ch2_initialization"
 
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp(NAME)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DLCOURSE_CACHE", str(tmp / "cache"))
-        status = main(["run", NAME, "--quick", f"--out={tmp}"])
-    return status, tmp
+    return run_quick(tmp_path_factory, NAME)
 
 
 def _runs(out):
@@ -23,16 +18,14 @@ def _runs(out):
 
 
 def test_quick_run_writes_its_files_and_the_claim_holds(quick):
-    status, out = quick
-    assert status == 0
     for file in ("config.json", "results.json", "table.md", "plot.png"):
-        assert (out / file).stat().st_size > 0
-    results = json.loads((out / "results.json").read_text())
+        assert (quick / file).stat().st_size > 0
+    results = json.loads((quick / "results.json").read_text())
     assert results["verdict"]["holds"] is True, results["verdict"]["text"]
 
 
 def test_quick_zero_weights_are_a_stationary_point(quick):
-    zero = _runs(quick[1])["zeros"]
+    zero = _runs(quick)["zeros"]
     assert zero["grad_norm_init"] == 0.0  # exactly: W = 0 gives ∇W = 0 for every layer
     assert max(zero["symmetry"]["w_spread"]) == 0.0
     assert max(zero["symmetry"]["grad_spread"]) == 0.0
@@ -40,7 +33,7 @@ def test_quick_zero_weights_are_a_stationary_point(quick):
 
 
 def test_quick_equal_weights_stay_equal_random_ones_differ(quick):
-    runs = _runs(quick[1])
+    runs = _runs(quick)
     equal, glorot = runs["constant"]["symmetry"], runs["glorot_uniform"]["symmetry"]
     # float32 rounding only: measured 1.5e-7 and 2.9e-7 of the largest entry, and the
     # gradient's rows differ by less than the float32 gradient's own error (vs float64)

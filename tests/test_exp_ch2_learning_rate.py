@@ -3,32 +3,25 @@
 import json
 
 import pytest
-
-from dlcourse.cli import main
+from _experiments import run_quick
 
 NAME = "ch2_learning_rate"
 
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp(NAME)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DLCOURSE_CACHE", str(tmp / "cache"))
-        status = main(["run", NAME, "--quick", f"--out={tmp}"])
-    return status, tmp
+    return run_quick(tmp_path_factory, NAME)
 
 
 def test_quick_run_writes_its_files_and_the_claim_holds(quick):
-    status, out = quick
-    assert status == 0
     for file in ("config.json", "results.json", "table.md", "plot.png"):
-        assert (out / file).stat().st_size > 0
-    results = json.loads((out / "results.json").read_text())
+        assert (quick / file).stat().st_size > 0
+    results = json.loads((quick / "results.json").read_text())
     assert results["verdict"]["holds"] is True, results["verdict"]["text"]
 
 
 def test_quick_rates_slow_right_diverging(quick):
-    rates = json.loads((quick[1] / "results.json").read_text())["rates"]
+    rates = json.loads((quick / "results.json").read_text())["rates"]
     (small,), (right,), (large,) = rates["0.01"], rates["1.0"], rates["10.0"]
     # ε = 10: the loss is NaN in the first epoch; dl.fit's FloatingPointError is caught
     assert large["diverged"] and large["non_finite"]
@@ -40,7 +33,7 @@ def test_quick_rates_slow_right_diverging(quick):
 
 
 def test_quick_step_decay_ends_below_the_constant_large_rate(quick):
-    schedules = json.loads((quick[1] / "results.json").read_text())["schedules"]
+    schedules = json.loads((quick / "results.json").read_text())["schedules"]
     (constant,), (step,) = schedules["constant"], schedules["step"]
     assert constant["final_rate"] == pytest.approx(3.0)
     assert step["final_rate"] == pytest.approx(3.0 * 0.5 ** 5)  # halved every 2 of 10 epochs

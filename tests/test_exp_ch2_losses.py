@@ -4,34 +4,26 @@ import json
 
 import numpy as np
 import pytest
-
-from dlcourse.cli import main
+from _experiments import run_quick
 
 NAME = "ch2_losses"
 
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp(NAME)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DLCOURSE_CACHE", str(tmp / "cache"))
-        status = main(["run", NAME, "--quick", f"--out={tmp}"])
-    return status, tmp
+    return run_quick(tmp_path_factory, NAME)
 
 
 def test_quick_run_writes_its_files_and_the_claim_holds(quick):
-    status, out = quick
-    assert status == 0
     for file in ("config.json", "results.json", "table.md", "plot.png"):
-        assert (out / file).stat().st_size > 0
-    results = json.loads((out / "results.json").read_text())
+        assert (quick / file).stat().st_size > 0
+    results = json.loads((quick / "results.json").read_text())
     assert results["verdict"]["holds"] is True, results["verdict"]["text"]
     assert results["quick"] is True
 
 
 def test_quick_gradients_at_the_saturated_output(quick):
-    _, out = quick
-    grads = json.loads((out / "results.json").read_text())["gradients"]
+    grads = json.loads((quick / "results.json").read_text())["gradients"]
     i = int(np.argmin(np.abs(np.asarray(grads["a"]) + 10.0)))
     assert grads["a"][i] == pytest.approx(-10.0)
     # sigmoid, y = 1, a = -10: f - y = -0.999955 and 2(f - y)σ'(a) = -9.08e-5 (float32)
@@ -44,8 +36,7 @@ def test_quick_gradients_at_the_saturated_output(quick):
 
 
 def test_quick_training_numbers(quick):
-    _, out = quick
-    runs = {r["loss"]: r for r in json.loads((out / "results.json").read_text())["runs"]}
+    runs = {r["loss"]: r for r in json.loads((quick / "results.json").read_text())["runs"]}
     # measured on the 2-core CPU; loose (0.05) since float32 sums differ across machines
     assert runs["cross_entropy"]["saturated_fraction"] == pytest.approx(0.86, abs=0.05)
     assert runs["cross_entropy"]["mean_val_accuracy"] == pytest.approx(0.336, abs=0.05)

@@ -4,8 +4,7 @@ and ResNet-18, from shapes alone."""
 import json
 
 import pytest
-
-from dlcourse.cli import main
+from _experiments import run_quick
 
 NAME = "ch3_cnn_architectures"
 
@@ -18,26 +17,19 @@ ALEXNET_OUTPUTS = [55 * 55 * 96, 27 * 27 * 96, 27 * 27 * 256, 13 * 13 * 256, 13 
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
-    out = tmp_path_factory.mktemp(NAME)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DLCOURSE_CACHE", str(out / "cache"))
-        status = main(["run", NAME, "--quick", f"--out={out}"])
-    return status, out
+    return run_quick(tmp_path_factory, NAME)
 
 
 def test_quick_run_writes_its_evidence_and_the_claim_holds(quick):
-    status, out = quick
-    assert status == 0
     for file in ("config.json", "results.json", "table.md", "plot.png"):
-        assert (out / file).stat().st_size > 0
-    results = json.loads((out / "results.json").read_text())
+        assert (quick / file).stat().st_size > 0
+    results = json.loads((quick / "results.json").read_text())
     assert results["verdict"]["holds"] is True, results["verdict"]
     assert results["quick"] is True
 
 
 def test_quick_run_numbers(quick):
-    _, out = quick
-    models = json.loads((out / "results.json").read_text())["models"]
+    models = json.loads((quick / "results.json").read_text())["models"]
     assert set(models) == {"alexnet", "googlenet", "resnet18"}
     # Counted from shapes: exact.
     assert (models["alexnet"]["depth"], models["googlenet"]["depth"],
