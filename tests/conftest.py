@@ -18,6 +18,13 @@ in CPU seconds, ``-n 0``, against the default level: tests/test_nets.py +
 test_backward.py 112 -> 86, three experiments' quick modes 102 -> 94, the LSTM quick
 run + test_precision.py 86 -> 78 (level 0 compiles faster still, but its slower code
 made the recurrent tests 38% slower).  Set ``XLA_FLAGS`` with another level to override.
+``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0`` goes to the environment too, so that the
+subprocesses and notebook kernels cache every program as this process does.
+
+The generated datasets (MNIST-1D: 6 s of CPU to generate) are cached in one temporary
+folder for the whole session, ``DLCOURSE_CACHE``, shared by the workers, the quick modes
+and the notebook kernels (every cached file is checked against its generator's arguments
+and written atomically); tests of the cache itself point it elsewhere.
 """
 
 import os
@@ -31,8 +38,11 @@ _OPT_LEVEL = "--xla_backend_optimization_level"
 if _OPT_LEVEL not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_OPT_LEVEL}=1".strip()
 
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+
 _CACHE = "JAX_COMPILATION_CACHE_DIR"
 _BASE = "DLCOURSE_TEST_JAX_CACHE"  # the folder the session's processes make theirs in
+_DATA = "DLCOURSE_TEST_DATASETS"  # the session's dataset cache
 
 
 def pytest_configure(config):
@@ -42,6 +52,10 @@ def pytest_configure(config):
         else:
             os.environ[_BASE] = config._dlcourse_jax_cache = tempfile.mkdtemp(
                 prefix="dlcourse-jax-cache-")
+    if not os.environ.get(_DATA):
+        os.environ[_DATA] = config._dlcourse_datasets = tempfile.mkdtemp(
+            prefix="dlcourse-test-datasets-")
+    os.environ["DLCOURSE_CACHE"] = os.environ[_DATA]
     folder = os.path.join(os.environ[_BASE], os.environ.get("PYTEST_XDIST_WORKER", "main"))
     os.makedirs(folder, exist_ok=True)
     os.environ[_CACHE] = folder  # the notebook kernels this process starts share it
@@ -51,10 +65,11 @@ def pytest_configure(config):
 
 
 def pytest_unconfigure(config):
-    made = getattr(config, "_dlcourse_jax_cache", None)
-    if made:
-        shutil.rmtree(made, ignore_errors=True)
-        os.environ.pop(_BASE, None)
+    for attr, name in (("_dlcourse_jax_cache", _BASE), ("_dlcourse_datasets", _DATA)):
+        made = getattr(config, attr, None)
+        if made:
+            shutil.rmtree(made, ignore_errors=True)
+            os.environ.pop(name, None)
 
 
 @pytest.fixture
