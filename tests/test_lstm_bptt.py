@@ -6,9 +6,9 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 from _lstm_helpers import B, D, H, T, lstm_data, random_params, seeded_rng
+from _rnn_training import adam_final_params
 
 from dlcourse.rnn import (
     VARIANTS,
@@ -18,7 +18,6 @@ from dlcourse.rnn import (
     lstm_init,
     recurrent,
     rnn_classifier,
-    rnn_regressor,
     rnn_scan,
     rnn_zero_carry,
 )
@@ -155,26 +154,7 @@ def test_recurrent_explicit_backprop_adam_steps_match(key):
     with jax.enable_x64(True):
         xs, _, _ = lstm_data(key, salt=31)
         y = jnp.asarray(seeded_rng(key, 32).normal(size=(B, 1)))
-        final = {}
-        for explicit in (False, True):
-            model = rnn_regressor("lstm", H, layers=2, explicit_backprop=explicit,
-                                  dtype=jnp.float64)
-            _, params, state = model.init(key, (T, D))
-            opt = optax.adam(1e-2)
-
-            @jax.jit
-            def step(params, opt_state, model=model, state=state, opt=opt):
-                def loss(params):
-                    return jnp.mean((model.apply(params, state, xs)[0] - y) ** 2)
-
-                grads = jax.grad(loss)(params)
-                updates, opt_state = opt.update(grads, opt_state, params)
-                return optax.apply_updates(params, updates), opt_state
-
-            opt_state = opt.init(params)
-            for _ in range(20):
-                params, opt_state = step(params, opt_state)
-            final[explicit] = params
+        final = adam_final_params(key, "lstm", H, xs, y)
         chex.assert_trees_all_close(final[True], final[False], rtol=1e-9, atol=1e-12)
 
 
