@@ -1,17 +1,18 @@
 """Where should the input projection of a recurrence go, and how fast does a step compile?
 
-Prints two tables (numbers, not assertions; see DESIGN.md "Checks outside the code"):
+Prints five tables (numbers, not assertions; see DESIGN.md "Checks outside the code"):
 
 1. forward and forward+backward time of a many-to-one model (one recurrent layer and
    a dense head, mean squared error), B = 64, H = 128, for T = 100 and 1000, with the
    input projection I x_t + b inside the scanned step ("step") or hoisted out of the
-   scan as one matmul over all steps ("hoisted"), and for a few ``unroll`` values;
-2. compile time and step time of a whole Adam training step (LSTM, H = 128, B = 64,
-   T = 1000, D = 2: the adding problem), which must compile in under 5 s;
-3. forward+backward of the LSTM regressor (D = 2) with autodiff through the scan
+   scan as one matmul over all steps ("hoisted");
+2. the same model's compile, forward and forward+backward times for a few ``unroll``
+   values (LSTM, D = 2);
+3. compile time and step time of a whole Adam training step (LSTM, H = 128, B = 64,
+   D = 2, T = 100 and 1000: the adding problem), which must compile in under 5 s;
+4. forward+backward of the LSTM regressor (D = 2) with autodiff through the scan
    against ``explicit_backprop=True`` (the course's BPTT, ``dlcourse.rnn.lstm_backward``,
-   as the derivative through ``jax.custom_vjp``: :mod:`dlcourse.rnn.fused`).
-4. (the training step's compile time is table 3's first column)
+   as the derivative through ``jax.custom_vjp``: :mod:`dlcourse.rnn.fused`);
 5. how many cores the scanned LSTM forward keeps busy (process CPU seconds / wall
    seconds) and whether two independent half-batch recurrences in one scan body run
    side by side: one chain of B = 64 against two chains of B = 32 (D = 32, T = 100).
