@@ -3,9 +3,11 @@ r"""Recurrent networks, §4: the scan driver, Elman and Jordan, the GRU, the LST
 ==================  ==================================================================
 module              contents
 ==================  ==================================================================
-``scan``            :class:`Cell`, the cell registry :func:`get_cell`, the driver
-                    :func:`rnn_scan` (masking, initial carry, reversal, hoisting) and
-                    the stacks :func:`rnn_stack_init` / :func:`rnn_stack_apply`
+``cells``           :class:`Cell`, a cell as the driver sees it, and the registry of
+                    the built-in cells :func:`get_cell` / :data:`CELLS`
+``scan``            the driver :func:`rnn_scan` (masking, initial carry, reversal,
+                    hoisting) and the stacks :func:`rnn_stack_init` /
+                    :func:`rnn_stack_apply`
 ``elman_jordan``    Elman (1990) and Jordan (1990): one forward scan, one backward pass
 ``gru``             the GRU (Cho et al. 2014), its explicit backward and custom VJP
 ``lstm``            the LSTM of §4.1, fused and named, variants, the forward pass
@@ -24,6 +26,7 @@ default (``None``) wherever it applies.
 """
 
 from dlcourse.rnn._common import input_projection, zero_context
+from dlcourse.rnn.cells import CELLS, Cell, get_cell
 from dlcourse.rnn.elman_jordan import (
     elman_apply_explicit,
     elman_backward,
@@ -61,10 +64,7 @@ from dlcourse.rnn.lstm import (
 from dlcourse.rnn.lstm_bptt import lstm_apply_explicit, lstm_backward, lstm_backward_from_cache
 from dlcourse.rnn.models import recurrent, rnn_classifier, rnn_regressor
 from dlcourse.rnn.scan import (
-    CELLS,
     HOIST_INPUT,
-    Cell,
-    get_cell,
     rnn_scan,
     rnn_stack_apply,
     rnn_stack_init,
