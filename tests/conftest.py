@@ -72,6 +72,45 @@ def pytest_unconfigure(config):
             os.environ.pop(name, None)
 
 
+# The costliest test files, most seconds first (one worker's seconds in the 2-core suite):
+# xdist's ``--dist loadfile`` hands out whole files in collection order as each worker
+# runs dry (``--no-loadscope-reorder``; its default order, by number of tests, put the
+# files of few but long tests, the notebooks and the quick modes, last, where one worker
+# ran them while the other had nothing left).  Longest first, the many small files fill
+# the end.  A file not listed keeps its place after these.
+COSTLIEST_FIRST = (
+    "test_notebooks.py",  # 126 s
+    "test_cli.py",  # 101
+    "test_parallel.py",  # 88
+    "test_benchmarks.py",  # 83
+    "test_precision.py",  # 68
+    "test_perceptron.py",  # 56
+    "test_nets.py",  # 54
+    "test_train.py",  # 53
+    "test_weights.py",  # 44
+    "test_lstm_bptt.py",  # 41
+    "test_rnn_fused.py",  # 40
+    "test_nets_torch.py",  # 31
+    "test_gru.py",  # 31
+    "test_exp_ch2_universal_approximation.py",  # 30
+    "test_backward.py",  # 28
+    "test_exp_ch2_regularization.py",  # 27
+    "test_rnn.py",  # 26
+    "test_exp_ch2_batch_size.py",  # 24
+    "test_exp_ch4_long_dependencies.py",  # 24
+    "test_exp_ch3_lenet5.py",  # 24
+    "test_pool.py",  # 23
+    "test_exp_ch2_initialization.py",  # 23
+    "test_exp_ch2_optimizers.py",  # 20
+    "test_exp_ch2_losses.py",  # 20
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(COSTLIEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: ties keep order
+
+
 @pytest.fixture
 def key() -> jax.Array:
     return jax.random.PRNGKey(0)

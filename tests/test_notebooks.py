@@ -11,7 +11,6 @@ each notebook are checked.
 
 from __future__ import annotations
 
-import os
 import pathlib
 import re
 import subprocess
@@ -20,6 +19,7 @@ import types
 
 import nbformat
 import pytest
+from _xla import level0_flags
 from ipykernel.kernelspec import write_kernel_spec
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
@@ -152,13 +152,10 @@ CHECKS = {
 def test_notebook_runs_in_quick_mode(name, kernel_dirs, monkeypatch):
     monkeypatch.setenv("DLCOURSE_NOTEBOOK_QUICK", "1")
     # A quick run is mostly XLA compiling (eager cells compile every op; each dl.fit its
-    # epoch), so the kernel compiles at LLVM level 0, not conftest's 1, and caches every
-    # program in the worker's folder (JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 from
-    # conftest: the kernel does not inherit its jax.config.update).  Kernel CPU seconds,
-    # level 1 -> level 0 + cache, fresh folder:
-    # ch2_optimization 39 -> 33, ch2_mlp_backprop 37 -> 28, ch3_cnn 21 -> 17, ch4_rnn 16 -> 14.
-    flags = re.sub(r"--xla_backend_optimization_level=\d+", "", os.environ.get("XLA_FLAGS", ""))
-    monkeypatch.setenv("XLA_FLAGS", f"{flags} --xla_backend_optimization_level=0".strip())
+    # epoch), so the kernel compiles at LLVM level 0 (tests/_xla.py), not conftest's 1, and
+    # caches every program in the worker's folder (JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
+    # from conftest: the kernel does not inherit its jax.config.update).
+    monkeypatch.setenv("XLA_FLAGS", level0_flags())
     nb = execute(name, kernel_dirs)
     text = printed(nb)
     # the first cell found this checkout and installed nothing
