@@ -18,6 +18,8 @@ in CPU seconds, ``-n 0``, against the default level: tests/test_nets.py +
 test_backward.py 112 -> 86, three experiments' quick modes 102 -> 94, the LSTM quick
 run + test_precision.py 86 -> 78 (level 0 compiles faster still, but its slower code
 made the recurrent tests 38% slower).  Set ``XLA_FLAGS`` with another level to override.
+That is the level of the files in :data:`OPTIMIZED`; the others, mostly compilation,
+compile cheaper still (``jax_disable_most_optimizations``, :func:`_compile_effort`).
 ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0`` goes to the environment too, so that the
 subprocesses and notebook kernels cache every program as this process does.
 
@@ -109,6 +111,39 @@ COSTLIEST_FIRST = (
 def pytest_collection_modifyitems(config, items):
     rank = {name: i for i, name in enumerate(COSTLIEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: ties keep order
+
+
+# The files that run what they compile long enough for XLA's optimizations to pay: they
+# compile at the session's LLVM level 1.  Every other file is mostly compilation and
+# compiles with ``jax_disable_most_optimizations`` (LLVM level 0, no expensive LLVM passes;
+# read at each compilation, so it can change between files in one process).  One worker's
+# seconds per file, everything at level 1 -> everything at level 0, 2-core suite: summed
+# over the files below, level 0 was slower (bfloat16 training most of all: test_precision
+# 69 -> 550 s; test_exp_ch3_mnist1d_table 15 -> 38, test_exp_ch4_long_dependencies 28 -> 47,
+# test_nets_torch 17 -> 22); over the others it saved 280 s (test_rnn_fused 47 -> 29,
+# test_cli 96 -> 78, test_lstm_bptt 53 -> 36, test_notebooks 92 -> 80, ...).
+# test_exp_ch2_learning_rate pins a trajectory at a chaotic rate that the level moves.
+OPTIMIZED = frozenset({
+    "test_precision.py",
+    "test_exp_ch3_mnist1d_table.py",
+    "test_exp_ch4_long_dependencies.py",
+    "test_nets_torch.py",
+    "test_exp_ch2_optimizers.py",
+    "test_exp_ch2_initialization.py",
+    "test_exp_ch2_learning_rate.py",
+    "test_optim_equivalence.py",
+    "test_penalties.py",
+})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _compile_effort(request):
+    """The module's compilations: optimized (:data:`OPTIMIZED`) or cheap.  Module-scoped
+    and autouse, so it is in force before the module's own fixtures (the quick runs)."""
+    before = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", request.path.name not in OPTIMIZED)
+    yield
+    jax.config.update("jax_disable_most_optimizations", before)
 
 
 @pytest.fixture
