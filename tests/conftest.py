@@ -116,7 +116,11 @@ def pytest_collection_modifyitems(config, items):
 # The files that run what they compile long enough for XLA's optimizations to pay: they
 # compile at the session's LLVM level 1.  Every other file is mostly compilation and
 # compiles with ``jax_disable_most_optimizations`` (LLVM level 0, no expensive LLVM passes;
-# read at each compilation, so it can change between files in one process).  One worker's
+# read at each compilation, so it can change between files in one process), and so do the
+# subprocesses it starts (the CLI, the benchmark's check, the data-parallel workers, the
+# notebook kernels: ``JAX_DISABLE_MOST_OPTIMIZATIONS`` in their environment; CPU seconds,
+# level 1 -> 0: the benchmark's quick check 56 -> 45, the 4-device worker 23.7 -> 18.4,
+# the notebook kernels 113 -> 92 over the four).  One worker's
 # seconds per file, everything at level 1 -> everything at level 0, 2-core suite: summed
 # over the files below, level 0 was slower (bfloat16 training most of all: test_precision
 # 69 -> 550 s; test_exp_ch3_mnist1d_table 15 -> 38, test_exp_ch4_long_dependencies 28 -> 47,
@@ -138,12 +142,16 @@ OPTIMIZED = frozenset({
 
 @pytest.fixture(scope="module", autouse=True)
 def _compile_effort(request):
-    """The module's compilations: optimized (:data:`OPTIMIZED`) or cheap.  Module-scoped
-    and autouse, so it is in force before the module's own fixtures (the quick runs)."""
+    """The module's compilations, in this process and the ones it starts: optimized
+    (:data:`OPTIMIZED`) or cheap.  Module-scoped and autouse, so it is in force before the
+    module's own fixtures (the quick runs)."""
+    cheap = request.path.name not in OPTIMIZED
     before = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", request.path.name not in OPTIMIZED)
-    yield
-    jax.config.update("jax_disable_most_optimizations", before)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("JAX_DISABLE_MOST_OPTIMIZATIONS", "1" if cheap else "0")
+        jax.config.update("jax_disable_most_optimizations", cheap)
+        yield
+        jax.config.update("jax_disable_most_optimizations", before)
 
 
 @pytest.fixture

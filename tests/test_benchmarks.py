@@ -21,7 +21,6 @@ import subprocess
 import sys
 
 import pytest
-from _xla import level0_env
 
 ROOT = pathlib.Path(__file__).parents[1]
 SCRIPT = ROOT / "benchmarks" / "peers.py"
@@ -40,9 +39,7 @@ def run(tmp_path_factory):
     cmd = [sys.executable, str(SCRIPT), "--quick", "--check", "--threads", "1",
            "--length", "10", "--json", str(out / "peers.json"),
            "--markdown", str(out / "peers.md")]
-    # at LLVM level 0 (tests/_xla.py): the quick mode is mostly compilation
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900,
-                          env=level0_env())
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     return (json.loads((out / "peers.json").read_text()), (out / "peers.md").read_text(),
             proc.stdout)

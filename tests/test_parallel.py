@@ -19,17 +19,14 @@ import tempfile
 
 import numpy as np
 import pytest
-from _xla import level0_flags
 
 WORKER = pathlib.Path(__file__).with_name("_parallel_worker.py")
 TIMEOUT = 240  # seconds per subprocess; the runs take about 10 s of CPU each
 
 
 def _env(devices: int) -> dict[str, str]:
-    """``devices`` forced CPU devices, compiled at LLVM level 0 (tests/_xla.py: these
-    short runs are mostly compilation)."""
-    flags = f"{level0_flags()} --xla_force_host_platform_device_count={devices}"
-    return {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"
+    return {**os.environ, "XLA_FLAGS": flags.strip(), "JAX_PLATFORMS": "cpu"}
 
 
 def _free_port() -> int:
