@@ -4,6 +4,9 @@
         (under XLA_FLAGS=--xla_force_host_platform_device_count=4)
     python tests/_parallel_worker.py distributed OUT.json PORT PROCESS_ID
         (two such processes, 2 forced devices each)
+    python tests/_parallel_worker.py cli OUT.json ARGV.json
+        (``dlcourse`` runs one after the other in this process: ARGV.json is a list of
+        argument lists; each one's exit status, stdout and stderr)
 
 Each writes a JSON of what the test asserts.  The run: an MLP on the bundled digits, SGD,
 a few epochs, global batch 64; the reference is the same run on one device, no mesh.
@@ -11,6 +14,8 @@ a few epochs, global batch 64; the reference is the same run on one device, no m
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import sys
 
@@ -93,5 +98,21 @@ def distributed(out: str, port: str, process_id: str) -> None:
         json.dump(report, f)
 
 
+def cli(out: str, argv_file: str) -> None:
+    from dlcourse.cli import main
+
+    runs = []
+    for argv in json.loads(open(argv_file).read()):
+        stdout, stderr = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                code = main(argv)
+            except SystemExit as exit_:  # argparse's usage errors
+                code = exit_.code
+        runs.append({"code": code, "stdout": stdout.getvalue(), "stderr": stderr.getvalue()})
+    with open(out, "w") as f:
+        json.dump(runs, f)
+
+
 if __name__ == "__main__":
-    {"local": local, "distributed": distributed}[sys.argv[1]](*sys.argv[2:])
+    {"local": local, "distributed": distributed, "cli": cli}[sys.argv[1]](*sys.argv[2:])

@@ -1,8 +1,9 @@
 """Data parallelism (dlcourse.parallel): a minibatch split over devices gives one device's step.
 
-Every check runs in a fresh process (tests/_parallel_worker.py, or the CLI) so that the
-forced CPU devices (``--xla_force_host_platform_device_count``) and ``jax.distributed``
-stay out of the other tests.  Tolerance 1e-6 in float32: the mean gradient of 64 examples
+Every check runs in a fresh process (tests/_parallel_worker.py, or the CLI; the CLI's
+single-process runs one after the other in one worker process) so that the forced CPU
+devices (``--xla_force_host_platform_device_count``) and ``jax.distributed`` stay out of
+the other tests.  Tolerance 1e-6 in float32: the mean gradient of 64 examples
 summed as four partial sums of 16 differs from one sum of 64 by rounding only (measured
 1.2e-7 after 3 epochs of 22 steps).
 """
@@ -95,32 +96,44 @@ def test_two_processes_on_a_global_mesh_give_one_processes_parameters(tmp_path):
         np.testing.assert_array_equal(a, b)  # both processes hold the same replica
 
 
-def _cli(devices: int, *argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "dlcourse.cli", "train", "--data", "digits", "--hidden", "16",
-         "--epochs", "2", "--batch-size", "64", "--json", *argv],
-        env=_env(devices), capture_output=True, text=True, timeout=TIMEOUT, check=False)
-
-
-@pytest.mark.parametrize("argv,message", [
+TRAIN = ["train", "--data", "digits", "--hidden", "16", "--epochs", "2", "--batch-size", "64",
+         "--json"]
+CLI_ERRORS = [
     (["--devices", "3"], "argument --devices: --batch-size=64 must be a multiple of 3"),
     (["--devices", "5"], "argument --devices: --devices must be an int in [1, 4]"),
     (["--coordinator", "127.0.0.1:1"], "argument --num-processes: a manual multi-host "
                                        "launch gives --coordinator, --num-processes and "
                                        "--process-id together"),
-])
-def test_cli_device_errors_exit_2_before_any_compute(argv, message):
-    proc = _cli(4, *argv)
-    assert proc.returncode == 2, proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1 and message in proc.stderr, proc.stderr
+]
+CLI_TRAIN = [[], ["--devices", "4"]]
 
 
-def test_cli_devices_train_as_one_device():
+@pytest.fixture(scope="module")
+def cli_runs(tmp_path_factory) -> list[dict]:
+    """``dlcourse train`` with each argument list of CLI_ERRORS and CLI_TRAIN, one after the
+    other in one process with 4 CPU devices: exit status, stdout, stderr of each."""
+    folder = tmp_path_factory.mktemp("cli")
+    (folder / "argv.json").write_text(json.dumps(
+        [TRAIN + argv for argv, _ in CLI_ERRORS] + [TRAIN + argv for argv in CLI_TRAIN]))
+    proc = subprocess.run([sys.executable, str(WORKER), "cli", str(folder / "out.json"),
+                           str(folder / "argv.json")], env=_env(4), capture_output=True,
+                          text=True, timeout=TIMEOUT, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads((folder / "out.json").read_text())
+
+
+@pytest.mark.parametrize("i", range(len(CLI_ERRORS)), ids=["devices3", "devices5", "manual"])
+def test_cli_device_errors_exit_2_before_any_compute(cli_runs, i):
+    run, message = cli_runs[i], CLI_ERRORS[i][1]
+    assert run["code"] == 2, run["stderr"]
+    assert len(run["stderr"].strip().splitlines()) == 1 and message in run["stderr"], run
+
+
+def test_cli_devices_train_as_one_device(cli_runs):
     reports = []
-    for argv in ([], ["--devices", "4"]):
-        proc = _cli(4, *argv)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        reports.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    for run in cli_runs[len(CLI_ERRORS):]:
+        assert run["code"] == 0, run["stderr"][-3000:]
+        reports.append(json.loads(run["stdout"].strip().splitlines()[-1]))
     one, four = reports
     assert (one["devices"], four["devices"]) == (1, 4)
     # the same two epochs of Adam: the same losses up to float32 rounding
@@ -133,8 +146,7 @@ def test_cli_manual_multi_host_launch():
     without --devices the mesh spans both processes' devices."""
     port = _free_port()
     outs = _two_processes(lambda i: [
-        "-m", "dlcourse.cli", "train", "--data", "digits", "--hidden", "16", "--epochs", "2",
-        "--batch-size", "64", "--json", "--coordinator", f"127.0.0.1:{port}",
+        "-m", "dlcourse.cli", *TRAIN, "--coordinator", f"127.0.0.1:{port}",
         "--num-processes", "2", "--process-id", str(i)])
     first, second = (json.loads(out.strip().splitlines()[-1]) for out in outs)
     assert first["devices"] == second["devices"] == 4
