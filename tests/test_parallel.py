@@ -122,7 +122,8 @@ def cli_runs(tmp_path_factory) -> list[dict]:
     return json.loads((folder / "out.json").read_text())
 
 
-@pytest.mark.parametrize("i", range(len(CLI_ERRORS)), ids=["devices3", "devices5", "manual"])
+@pytest.mark.parametrize("i", range(len(CLI_ERRORS)),
+                         ids=[" ".join(argv) for argv, _ in CLI_ERRORS])
 def test_cli_device_errors_exit_2_before_any_compute(cli_runs, i):
     run, message = cli_runs[i], CLI_ERRORS[i][1]
     assert run["code"] == 2, run["stderr"]
