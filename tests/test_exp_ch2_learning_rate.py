@@ -35,8 +35,17 @@ def test_quick_rates_slow_right_diverging(quick):
 def test_quick_step_decay_ends_below_the_constant_large_rate(quick):
     schedules = json.loads((quick / "results.json").read_text())["schedules"]
     (constant,), (step,) = schedules["constant"], schedules["step"]
-    assert constant["final_rate"] == pytest.approx(3.0)
+    assert not step["diverged"]
     assert step["final_rate"] == pytest.approx(3.0 * 0.5 ** 5)  # halved every 2 of 10 epochs
-    assert constant["rising"] == pytest.approx(0.22, abs=0.12)  # 2 of 9 epochs went up
-    assert constant["final_train_loss"] == pytest.approx(1.78, abs=0.15)
-    assert step["final_train_loss"] == pytest.approx(0.80, abs=0.1)
+    # ε = 3 is at the edge of stability, and which side seed 0 lands on depends on the
+    # CPU's rounding: on an Intel Xeon it oscillated (2 of 9 epochs up) and ended at 1.78
+    # (step decay: 0.80); on an AMD EPYC it diverged in epoch 4 (step decay: 1.14).  Either
+    # is the claim; what must hold on every machine is that step decay ends lower.
+    if constant["diverged"]:
+        assert constant["non_finite"] and "diverged" in constant["error"]
+    else:
+        assert constant["final_rate"] == pytest.approx(3.0)
+        assert constant["rising"] >= 0.1
+        assert step["final_train_loss"] < constant["final_train_loss"] - 0.3
+    assert step["final_train_loss"] < min(step["train_loss"][:3]) - 0.3  # it kept learning
+    assert 0.6 < step["final_train_loss"] < 1.3
