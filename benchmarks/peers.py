@@ -21,19 +21,23 @@ losses (before and after one update) are compared with dlcourse's.  A peer whose
 is missing is skipped, with a line saying so.
 
 **Timing**: the first step (for the JAX libraries: trace, compile and run; torch's first
-step) is timed alone, then warm-up steps, then interleaved rounds (A B C D E, A B C D E,
-...) of k steps each, k chosen so that a round of dlcourse takes ~0.25 s, each round
-ending with ``block_until_ready`` / a torch sync.  Reported: examples/s, median and range
-(min-max) over the rounds; dlcourse / best peer (medians); each row's share of this
-machine's float32 matmul peak, measured in the same run (``jnp.dot`` of two n x n float32
-matrices, best of 5, measured before the first workload and after each; the best of
-all).  FLOPs per step are counted analytically, the model's matmuls and convolutions
-(forward, weight gradients, input gradients but the first layer's; element-wise work and
-pooling left out), so that every row is measured against the same work: for the
-recurrent nets ``T * 2 B G H (2 (D + H) + H)`` plus the head (G = 4 gate blocks for the
-LSTM, 1 for Elman).  The JSON also records XLA's ``compiled.cost_analysis()`` of
-dlcourse's MLP and LeNet-5 steps, which counts what dlcourse's kernels do (not for the
-recurrent nets: it counts a scan's body once, not T times).
+step) is timed alone, then warm-up steps, then interleaved rounds of k steps each, k
+chosen so that a round of dlcourse takes ~0.25 s, each round in a new random order
+(``ORDER_SEED``): whoever runs right after PyTorch loses about 5% of its round (measured
+on the MLP, dlcourse or raw JAX alike; a pause before every round made all of them slower
+and noisier instead), so in a fixed order (A B C D E, A B C D E, ...) the one after torch
+would always pay it. Each round ends with ``block_until_ready`` / a torch sync. Reported:
+examples/s, median and range (min-max) over the rounds; dlcourse / best peer (medians);
+each row's share of this machine's float32 matmul peak, measured in the same run
+(``jnp.dot`` of two n x n float32 matrices, best of 5, measured before the first workload
+and after each; the best of all). FLOPs per step are counted analytically, the model's
+matmuls and convolutions (forward, weight gradients, input gradients but the first
+layer's; element-wise work and pooling left out), so that every row is measured against
+the same work: for the recurrent nets ``T * 2 B G H (2 (D + H) + H)`` plus the head (G = 4
+gate blocks for the LSTM, 1 for Elman). The JSON also records XLA's
+``compiled.cost_analysis()`` of dlcourse's MLP and LeNet-5 steps, which counts what
+dlcourse's kernels do (not for the recurrent nets: it counts a scan's body once, not T
+times).
 
 **Whole epochs** (``fit``): ``dl.fit`` (one compiled ``lax.scan`` per epoch) against a
 Python loop over one jitted step of the same objective, the same minibatches in the same
@@ -71,6 +75,7 @@ import dlcourse as dl  # noqa: E402
 from dlcourse._io import atomic_write  # noqa: E402
 
 LR, GAMMA, K = 0.01, 0.9, 10
+ORDER_SEED = 0  # the rounds' random orders (module docstring: Timing)
 LOSS_TOL = 1e-5  # |peer loss - dlcourse loss|, steps 1 and 2, float32
 FIT_TOL = 1e-4  # max |loop params - fit params| after the --check epochs
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -210,9 +215,10 @@ def bench_workload(name: str, w: Workload, peers: list[str], *, rounds: int,
         _run(r, 1 if quick else 3)
     k = 1 if quick else max(1, min(500, round(0.25 / (_run(dl_runner, 3) / 3))))
     times = {n: [] for n in runners}
+    order = np.random.default_rng(ORDER_SEED)
     for _ in range(rounds):
-        for n, r in runners.items():
-            times[n].append(_run(r, k))
+        for n in order.permutation(list(runners)):
+            times[n].append(_run(runners[n], k))
     flops = flops_per_step(w)
     # what XLA counts for dlcourse's own step; not for a scan (its body counted once), not
     # with --quick (it costs a compilation)
@@ -317,7 +323,7 @@ def markdown(results: dict) -> str:
     lines = [f"`benchmarks/peers.py`: {results['header']}", "",
              f"float32 matmul peak (n = {results['peak_n']}): "
              f"{results['peak_flops'] / 1e9:.1f} GFLOP/s; SGD + momentum 0.9; "
-             f"{results['rounds']} interleaved rounds"
+             f"{results['rounds']} interleaved rounds, each in a random order"
              + (f"; torch: {results['torch']}" if results["torch"] else "") + ".", ""]
     lines += ["| workload | implementation | params | examples/s, median (min–max) | "
               "first step, s | share of peak |", "|---|---|---|---|---|---|"]
