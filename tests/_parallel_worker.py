@@ -2,8 +2,10 @@
 
     python tests/_parallel_worker.py local OUT.json
         (under XLA_FLAGS=--xla_force_host_platform_device_count=4)
-    python tests/_parallel_worker.py distributed OUT.json PORT PROCESS_ID
-        (two such processes, 2 forced devices each)
+    python tests/_parallel_worker.py distributed OUT.json PORT PROCESS_ID ARGV.json
+        (two such processes, 2 forced devices each: ``dlcourse`` with the argument list
+        of ARGV.json and the manual multi-host flags, which starts jax.distributed; then
+        the library's run on the global mesh it made)
     python tests/_parallel_worker.py cli OUT.json ARGV.json
         (``dlcourse`` runs one after the other in this process: ARGV.json is a list of
         argument lists; each one's exit status, stdout and stderr)
@@ -24,7 +26,7 @@ import numpy as np
 import optax
 
 import dlcourse as dl
-from dlcourse.parallel import data_mesh, initialize_distributed, place
+from dlcourse.parallel import data_mesh, place
 
 EPOCHS, BATCH = 3, 64
 
@@ -82,16 +84,31 @@ def local(out: str) -> None:
         json.dump(report, f)
 
 
-def distributed(out: str, port: str, process_id: str) -> None:
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    initialize_distributed(f"127.0.0.1:{port}", 2, int(process_id))
+def run_cli(argv: list[str]) -> dict:
+    """``dlcourse`` with ``argv`` in this process: its exit status, stdout and stderr."""
+    from dlcourse.cli import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        try:
+            code = main(argv)
+        except SystemExit as exit_:  # argparse's usage errors
+            code = exit_.code
+    return {"code": code, "stdout": stdout.getvalue(), "stderr": stderr.getvalue()}
+
+
+def distributed(out: str, port: str, process_id: str, argv_file: str) -> None:
+    argv = json.loads(open(argv_file).read()) + [
+        "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id",
+        process_id]
+    report = {"cli": run_cli(argv)}  # the CLI's launch starts jax.distributed
     result = train(jax.device_count())
-    report = {
+    report.update({
         "process_index": jax.process_index(),
         "device_count": jax.device_count(),
         "local_device_count": jax.local_device_count(),
         "params": [np.asarray(leaf).tolist() for leaf in jax.tree.leaves(result.params)],
-    }
+    })
     if jax.process_index() == 0:  # one process alone, on its own first device
         report["max_diff_to_one_device"] = max_diff(result.params, train(None).params)
     with open(out, "w") as f:
@@ -99,19 +116,8 @@ def distributed(out: str, port: str, process_id: str) -> None:
 
 
 def cli(out: str, argv_file: str) -> None:
-    from dlcourse.cli import main
-
-    runs = []
-    for argv in json.loads(open(argv_file).read()):
-        stdout, stderr = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            try:
-                code = main(argv)
-            except SystemExit as exit_:  # argparse's usage errors
-                code = exit_.code
-        runs.append({"code": code, "stdout": stdout.getvalue(), "stderr": stderr.getvalue()})
     with open(out, "w") as f:
-        json.dump(runs, f)
+        json.dump([run_cli(argv) for argv in json.loads(open(argv_file).read())], f)
 
 
 if __name__ == "__main__":

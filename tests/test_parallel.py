@@ -83,19 +83,6 @@ def _two_processes(argv) -> list[str]:
     return [out for out, _ in logs]
 
 
-def test_two_processes_on_a_global_mesh_give_one_processes_parameters(tmp_path):
-    """jax.distributed with 2 processes x 2 CPU devices (gloo): a mesh of 4 over both."""
-    port = _free_port()
-    outs = [tmp_path / f"process{i}.json" for i in range(2)]
-    _two_processes(lambda i: [str(WORKER), "distributed", str(outs[i]), str(port), str(i)])
-    first, second = (json.loads(out.read_text()) for out in outs)
-    assert [first["process_index"], second["process_index"]] == [0, 1]
-    assert first["device_count"] == 4 and first["local_device_count"] == 2
-    assert first["max_diff_to_one_device"] < 1e-6  # the 4-device global mesh vs 1 device
-    for a, b in zip(first["params"], second["params"], strict=True):
-        np.testing.assert_array_equal(a, b)  # both processes hold the same replica
-
-
 TRAIN = ["train", "--data", "digits", "--hidden", "16", "--epochs", "2", "--batch-size", "64",
          "--json"]
 CLI_ERRORS = [
@@ -142,14 +129,34 @@ def test_cli_devices_train_as_one_device(cli_runs):
     np.testing.assert_allclose(four["train_loss"], one["train_loss"], rtol=1e-5)
 
 
-def test_cli_manual_multi_host_launch():
-    """`dlcourse train --coordinator --num-processes --process-id`: one command per process;
-    without --devices the mesh spans both processes' devices."""
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory) -> list[dict]:
+    """Two processes x 2 CPU devices (gloo), each launched as the README says for real
+    hosts: ``dlcourse train --coordinator --num-processes --process-id`` (in the process,
+    as ``main``), then the library's run on the global mesh of 4 that it started."""
+    folder = tmp_path_factory.mktemp("distributed")
+    (folder / "argv.json").write_text(json.dumps(TRAIN))
     port = _free_port()
-    outs = _two_processes(lambda i: [
-        "-m", "dlcourse.cli", *TRAIN, "--coordinator", f"127.0.0.1:{port}",
-        "--num-processes", "2", "--process-id", str(i)])
-    first, second = (json.loads(out.strip().splitlines()[-1]) for out in outs)
+    outs = [folder / f"process{i}.json" for i in range(2)]
+    _two_processes(lambda i: [str(WORKER), "distributed", str(outs[i]), str(port), str(i),
+                              str(folder / "argv.json")])
+    return [json.loads(out.read_text()) for out in outs]
+
+
+def test_two_processes_on_a_global_mesh_give_one_processes_parameters(two_processes):
+    first, second = two_processes
+    assert [first["process_index"], second["process_index"]] == [0, 1]
+    assert first["device_count"] == 4 and first["local_device_count"] == 2
+    assert first["max_diff_to_one_device"] < 1e-6  # the 4-device global mesh vs 1 device
+    for a, b in zip(first["params"], second["params"], strict=True):
+        np.testing.assert_array_equal(a, b)  # both processes hold the same replica
+
+
+def test_cli_manual_multi_host_launch(two_processes):
+    """One command per process; without --devices the mesh spans both processes' devices."""
+    runs = [p["cli"] for p in two_processes]
+    assert [r["code"] for r in runs] == [0, 0], runs[0]["stderr"][-3000:]
+    first, second = (json.loads(r["stdout"].strip().splitlines()[-1]) for r in runs)
     assert first["devices"] == second["devices"] == 4
     assert first["test_loss"] == second["test_loss"]  # one replicated model
     assert first["test_accuracy"] > 0.5  # 2 epochs of Adam on digits (measured 0.83)
