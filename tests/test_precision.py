@@ -126,6 +126,26 @@ def test_bfloat16_training_matches_float32_accuracy(mnist1d_cache, name, lr, mem
         assert bf16.mean() >= f32.mean() - max(0.01, 2 * se), (f32, bf16, se)
 
 
+# The 1-point claim for the CNN, with the members to show it: 24 networks per precision,
+# 60 epochs (at 150 the runs overfit and spread more), the same recipe: 13.5 min.  Measured:
+# f32 0.9139, bf16 0.9171 (SD 1.2 and 1.3 points over the members),
+# bf16 - f32 = +0.3 points, standard error of the difference 0.36 points.
+@pytest.mark.slow
+def test_bfloat16_cnn_within_one_point_of_float32(mnist1d_cache):
+    _, data = mnist1d_cache
+    members, mean = 24, {}
+    for precision in ("float32", "bfloat16"):
+        result = dl.fit(mnist1d_cnn(), data, optax.adam(1e-2), epochs=60, batch_size=100,
+                        key=jax.random.PRNGKey(0), precision=precision, ensemble=members,
+                        progress=False)
+        evaluate = dl.make_evaluate(mixed_precision(mnist1d_cnn(), precision))
+        mean[precision] = np.mean([float(evaluate(
+            *jax.tree.map(lambda a, m=m: a[m], (result.params, result.state)),
+            data.x_test, data.y_test)["accuracy"]) for m in range(members)])
+    assert mean["float32"] > 0.88  # it did learn (measured 0.914)
+    assert mean["bfloat16"] >= mean["float32"] - 0.01, mean
+
+
 def test_cli_precision_bfloat16(capsys, tmp_path):
     code = main(["train", "--data", "digits", "--hidden", "16", "--epochs", "3",
                  "--precision", "bfloat16", "--cache-dir", str(tmp_path), "--json"])
