@@ -279,6 +279,18 @@ def test_use_banded_picks_lenets_layers_only():
     assert not use_banded((128, 40, 1), (5, 1, 25), 1, 19)  # 1-D
 
 
+def test_output_tile_for_lenets_layers():
+    from dlcourse._conv_banded import banded_conv, output_tile
+
+    # the smallest divisor of W_o giving tile * C_o >= 32 outputs per row
+    assert output_tile(28, 6) == 7  # conv1: 4 tiles of 7 columns
+    assert output_tile(10, 16) == 2  # conv2
+    assert output_tile(1, 120) == 1 and output_tile(11, 6) == 11  # one tile
+    with pytest.raises(ValueError, match="tile=3 must divide W_o=10"):
+        banded_conv(jnp.zeros((1, 14, 14, 6)), jnp.zeros((5, 5, 6, 16)), (1, 1),
+                    ((0, 0), (0, 0)), (10, 10), tile=3)
+
+
 def _cpu_program(fn, *args) -> str:
     return jax.jit(fn).lower(*args).as_text()  # the tests run on CPU
 
@@ -298,6 +310,8 @@ BANDED_CASES = [  # (H, W), C_i, C_o, kernel, stride, padding
     ((7, 7), 3, 2, (5, 5), 1, "SAME"),
     ((6, 9), 1, 4, (2, 4), (1, 2), ((2, 0), (1, 3))),  # asymmetric, lo > k - 1 - hi
     ((5, 5), 4, 5, (5, 5), 1, 0),  # one output position: plain im2col
+    ((6, 20), 2, 8, (3, 3), 2, 1),  # W_o = 10 in tiles of 5 (output_tile), strided, padded
+    ((7, 12), 1, 6, (3, 5), 1, ((1, 2), (2, 1))),  # W_o = 11: no divisor, one tile
 ]
 
 
@@ -319,15 +333,19 @@ def test_banded_conv_equals_xla_conv_values_and_gradients(spatial, c_in, c_out, 
         out = jax.eval_shape(xla, x, w).shape
         dy = _normal(rng, out)
 
-        @jax.jit
-        def both(x, w, dy):
-            y, vjp = jax.vjp(lambda x, w: banded_conv(x, w, strides, pads, out[1:3]), x, w)
+        @partial(jax.jit, static_argnums=3)
+        def both(x, w, dy, tile):
+            y, vjp = jax.vjp(lambda x, w: banded_conv(x, w, strides, pads, out[1:3],
+                                                      tile=tile), x, w)
             y_ref, vjp_ref = jax.vjp(xla, x, w)
             return (y, vjp(dy)), (y_ref, vjp_ref(dy))
 
-        got, expected = both(x, w, dy)
-        chex.assert_trees_all_equal_shapes(got, expected)
-        chex.assert_trees_all_close(got, expected, rtol=1e-10, atol=1e-12)
+        # every tiling of the output columns: the default, one column (im2col), whole rows
+        for tile in sorted({None, *(t for t in range(1, out[2] + 1) if out[2] % t == 0)},
+                           key=lambda t: -1 if t is None else t):
+            got, expected = both(x, w, dy, tile)
+            chex.assert_trees_all_equal_shapes(got, expected)
+            chex.assert_trees_all_close(got, expected, rtol=1e-10, atol=1e-12)
         # forward mode works too (no custom rule): jvp equals the XLA convolution's
         tangents = (_normal(rng, x.shape), _normal(rng, w.shape))
         t = jax.jvp(lambda x, w: banded_conv(x, w, strides, pads, out[1:3]), (x, w), tangents)
