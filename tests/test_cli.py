@@ -374,12 +374,15 @@ def test_ctrl_c_saves_says_how_to_resume_and_exits_130(tmp_path):
     argv = ["train", "--data", "digits", "--hidden", "8", "--batch-size", "200", "--epochs",
             "100000", "--checkpoint-dir", str(folder)]
     env = {**os.environ, "DLCOURSE_CACHE": str(tmp_path / "cache")}
-    # SIGINT's default disposition in the child, so that Python installs its Ctrl-C handler
-    # even where this process was started with SIGINT ignored (a background job of a
-    # shell without job control)
-    proc = subprocess.Popen([sys.executable, "-m", "dlcourse.cli", *argv], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # SIGINT not ignored in the child (it inherits an ignored SIGINT, and Python then
+    # installs no Ctrl-C handler), even where this process was started with it ignored (a
+    # background job of a shell without job control); no preexec_fn: a fork under JAX
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "dlcourse.cli", *argv], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, before)
     deadline = time.monotonic() + 240
     while checkpoint_info(folder) is None or checkpoint_info(folder).epoch < 2:
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
