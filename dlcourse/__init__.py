@@ -38,6 +38,8 @@ module                 course     contents
 ``precision``          §2.4.6     mixed precision: bfloat16 compute, float32 master
                                   parameters (Micikevicius et al. 2018)
 ``checkpoint``                    atomic, checksummed training checkpoints
+``host_memory``                   glibc's malloc told to keep freed memory for the next
+                                  step (set on import; ``DLCOURSE_HOST_MEMORY=system``)
 ``augment``            §2.4.6     random shifts, crops and flips under ``vmap``
 ``adversarial``        §2.4.6     FGSM and adversarial training
 ``datasets``                      digits, MNIST-1D, MNIST (IDX), the adding problem,
@@ -87,6 +89,7 @@ from dlcourse import (
     datasets,
     dense,
     dropout,
+    host_memory,
     initializers,
     layers,
     losses,
@@ -145,14 +148,16 @@ from dlcourse.train import fit, make_evaluate
 
 __version__ = "0.1.0"
 
+host_memory._apply_on_import()  # CPU training steps: see dlcourse.host_memory
+
 __all__ = [
     # types
     "Array", "Layer", "PRNGKey", "Params", "Shape", "State",
     # modules
     "activations", "adversarial", "augment", "checkpoint", "conv", "datasets", "dense",
-    "dropout", "initializers", "layers", "losses", "metrics", "nets", "normalization",
-    "optim", "parallel", "penalties", "perceptron", "plots", "pool", "precision", "rnn",
-    "schedules", "train", "weights",
+    "dropout", "host_memory", "initializers", "layers", "losses", "metrics", "nets",
+    "normalization", "optim", "parallel", "penalties", "perceptron", "plots", "pool",
+    "precision", "rnn", "schedules", "train", "weights",
     # §2 neurons, the MLP and backpropagation
     "dense_apply", "dense_backward", "dense_init", "mlp", "mlp_apply", "mlp_backprop",
     "mlp_backward", "mlp_forward", "mlp_init", "mlp_loss",

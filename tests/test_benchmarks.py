@@ -17,6 +17,7 @@ at T = 10: mostly compilation, about a minute of CPU.
 import importlib.util
 import json
 import pathlib
+import platform
 import subprocess
 import sys
 
@@ -90,3 +91,20 @@ def test_unknown_names_are_refused():
         with pytest.raises(SystemExit) as err:
             peers.main(argv)
         assert err.value.code == 2
+
+
+def test_host_memory_benchmark_runs_each_policy_in_its_own_process():
+    """``benchmarks/host_memory.py``: one child per policy; the table has both rows."""
+    script = ROOT / "benchmarks" / "host_memory.py"
+    proc = subprocess.run([sys.executable, str(script), "--workloads", "mlp", "--rounds", "1",
+                           "--seconds", "0.2", "--no-torch"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = [line.split("|")[1:-1] for line in proc.stdout.splitlines()
+            if line.startswith("| mlp | dlcourse |")]
+    assert [r[2].strip() for r in rows] == ["system", "keep"], proc.stdout
+    for r in rows:
+        assert float(r[3].split()[0].replace(",", "")) > 0  # examples/s measured
+    assert float(rows[1][5]) > 0  # keep / system
+    glibc = sys.platform == "linux" and platform.libc_ver()[0] == "glibc"
+    assert ("was not applied" in proc.stdout) is not glibc
