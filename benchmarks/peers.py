@@ -46,6 +46,11 @@ pass (``dl.make_evaluate``) each epoch; MNIST-1D, MLP 40-256-256-10, batch 100. 
 times exclude each run's first epoch (compilation); ``--check`` also checks that the loop
 ends with fit's parameters.
 
+**Host memory**: ``import dlcourse`` sets glibc's malloc to keep freed memory
+(:mod:`dlcourse.host_memory`); the setting is the process's, so every peer here runs
+under it too (``DLCOURSE_HOST_MEMORY=system`` runs all of them under glibc's defaults).
+The header says which; ``benchmarks/host_memory.py`` measures each policy on its own.
+
 Run:   python benchmarks/peers.py [--quick] [--check] [--workloads=mlp,lenet5,lstm,elman,fit]
        [--peers=jax,nnx,equinox,torch] [--rounds=N] [--json PATH] [--markdown PATH]
 Takes ~2 minutes on a 2-core CPU; ``--quick``: one round of one step, for a test.
@@ -319,12 +324,19 @@ def _percent(share: float | None) -> str:
     return "-" if share is None else f"{100 * share:.1f}%"
 
 
+def _host_memory(results: dict) -> str:
+    policy = results.get("host_memory") or {}
+    return ("dlcourse.host_memory kept" if policy.get("applied")
+            else f"glibc's defaults ({policy.get('reason', 'unknown')})")
+
+
 def markdown(results: dict) -> str:
     lines = [f"`benchmarks/peers.py`: {results['header']}", "",
              f"float32 matmul peak (n = {results['peak_n']}): "
              f"{results['peak_flops'] / 1e9:.1f} GFLOP/s; SGD + momentum 0.9; "
              f"{results['rounds']} interleaved rounds, each in a random order"
-             + (f"; torch: {results['torch']}" if results["torch"] else "") + ".", ""]
+             + (f"; torch: {results['torch']}" if results["torch"] else "")
+             + f"; host memory (every peer in this process): {_host_memory(results)}.", ""]
     lines += ["| workload | implementation | params | examples/s, median (min–max) | "
               "first step, s | share of peak |", "|---|---|---|---|---|---|"]
     for w in results["workloads"].values():
@@ -411,6 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "header": header(), "peak_n": peak_n, "peak_flops": matmul_peak(peak_n),
         "rounds": rounds, "quick": args.quick, "lr": LR, "gamma": GAMMA,
+        "host_memory": dl.host_memory.host_memory_policy(),
         "torch": (f"{args.threads} threads, {peer_impls.torch_device()}"
                   if "torch" in peers else None),
         "workloads": {}, "skipped": skipped}

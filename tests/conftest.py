@@ -160,3 +160,16 @@ def _compile_effort(request):
 @pytest.fixture
 def key() -> jax.Array:
     return jax.random.PRNGKey(0)
+
+
+@pytest.fixture
+def python_sigint():
+    """Python's Ctrl-C handler for the test (restored after), even where pytest was started
+    with SIGINT ignored (a background job of a shell without job control): the Ctrl-C
+    tests raise it here, or start a child that must inherit it (an ignored SIGINT is
+    inherited, and Python then installs no handler)."""
+    import signal
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)

@@ -369,20 +369,14 @@ def test_a_plot_that_fails_after_training_keeps_the_results(capsys, tmp_path, mo
     assert json.loads(out.strip().splitlines()[-1])["epochs"] == 1  # the run is not lost
 
 
-def test_ctrl_c_saves_says_how_to_resume_and_exits_130(tmp_path):
+def test_ctrl_c_saves_says_how_to_resume_and_exits_130(tmp_path, python_sigint):
     folder = tmp_path / "run"
     argv = ["train", "--data", "digits", "--hidden", "8", "--batch-size", "200", "--epochs",
             "100000", "--checkpoint-dir", str(folder)]
     env = {**os.environ, "DLCOURSE_CACHE": str(tmp_path / "cache")}
-    # SIGINT not ignored in the child (it inherits an ignored SIGINT, and Python then
-    # installs no Ctrl-C handler), even where this process was started with it ignored (a
-    # background job of a shell without job control); no preexec_fn: a fork under JAX
-    before = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        proc = subprocess.Popen([sys.executable, "-m", "dlcourse.cli", *argv], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    finally:
-        signal.signal(signal.SIGINT, before)
+    # the child inherits python_sigint's handler (no preexec_fn: a fork under JAX)
+    proc = subprocess.Popen([sys.executable, "-m", "dlcourse.cli", *argv], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     while checkpoint_info(folder) is None or checkpoint_info(folder).epoch < 2:
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()

@@ -288,7 +288,8 @@ def test_stray_temporaries_of_a_killed_save_are_removed(digits, key, tmp_path):
         "checkpoint.msgpack", "history.json", "notes.tmp"]
 
 
-def test_ctrl_c_during_a_save_lets_it_finish(digits, key, tmp_path, monkeypatch):
+def test_ctrl_c_during_a_save_lets_it_finish(digits, key, tmp_path, monkeypatch,
+                                             python_sigint):
     """SIGINT in the middle of epoch 2's save: the save completes, then the run stops."""
     import json
     import signal
@@ -305,17 +306,11 @@ def test_ctrl_c_during_a_save_lets_it_finish(digits, key, tmp_path, monkeypatch)
         write(path, history)
 
     monkeypatch.setattr(train_module, "write_history", interrupted_write)
-    # Ctrl-C's Python handler, even where this process was started with SIGINT ignored (a
-    # background job of a shell without job control)
-    before = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        with pytest.raises(TrainingInterrupted, match="interrupted after 2 epochs; the "
-                                                      "checkpoint of epoch 2 is in") as info:
-            fit(mlp((8,), 10), digits, optax.sgd(0.1), epochs=5, batch_size=100, key=key,
-                checkpoint_dir=tmp_path)
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
-    finally:
-        signal.signal(signal.SIGINT, before)
+    with pytest.raises(TrainingInterrupted, match="interrupted after 2 epochs; the "
+                                                  "checkpoint of epoch 2 is in") as info:
+        fit(mlp((8,), 10), digits, optax.sgd(0.1), epochs=5, batch_size=100, key=key,
+            checkpoint_dir=tmp_path)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
     assert isinstance(info.value, KeyboardInterrupt)
     assert (info.value.epoch, info.value.saved_epoch) == (2, 2)
     assert checkpoint_info(tmp_path).epoch == 2
