@@ -7,9 +7,10 @@ its mmap threshold (128 KiB at first, raised to at most 32 MiB as blocks are fre
 ``mmap``-ed and ``munmap``-ed each time, and the top of the heap is trimmed once more
 than twice that is free.  The next step then touches fresh pages, and every 4 KiB page
 costs a page fault and a zero fill.  The LSTM classifier of the benchmark
-(``benchmarks/peers.py``: T = 100, H = 128, B = 64) frees about 42 MiB per step, and
-its step took 10,600 minor page faults, 32 ms in all, of which about 11 ms were the
-faults; with the policy below, 3 faults and 21 ms (``benchmarks/host_memory.py``).
+(``benchmarks/peers.py``: T = 100, H = 128, B = 64) frees about 42 MiB per step: on a
+2-core AMD EPYC its step took 10,616 minor page faults and 34 ms (1,902 examples/s), and
+with the policy below 88 faults and 23 ms (2,826 examples/s; ``benchmarks/host_memory.py``,
+medians of three rounds).  PyTorch's LSTM in the same process gains as much or more.
 
 :func:`keep_host_memory` sets three of glibc's ``mallopt`` parameters so that freed
 memory stays in the heap for the next step:
