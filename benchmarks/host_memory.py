@@ -24,7 +24,10 @@ import subprocess
 import sys
 import time
 
+from dlcourse._io import atomic_write
+
 HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, "results")
 POLICIES = ("system", "keep")
 
 
@@ -78,6 +81,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=3.0, help="timed per step and child")
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--json", default=os.path.join(RESULTS, "host_memory.json"))
+    parser.add_argument("--markdown", default=os.path.join(RESULTS, "host_memory.md"))
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -98,9 +103,8 @@ def main(argv: list[str] | None = None) -> None:
         if not applied.get("applied"):
             print(f"note: the keep policy was not applied here ({applied['reason']})")
 
-    print("\n| workload | step | policy | examples/s, median (min–max) | page faults/step "
-          "| keep / system |")
-    print("|---|---|---|---|---|---|")
+    lines = ["| workload | step | policy | examples/s, median (min–max) | page faults/step "
+             "| keep / system |", "|---|---|---|---|---|---|"]
     for name, by_policy in results.items():
         impls = [k for k in by_policy["system"][0] if k != "policy"]
         for impl in impls:
@@ -110,8 +114,15 @@ def main(argv: list[str] | None = None) -> None:
                 flt = statistics.median(r[impl]["faults_per_step"] for r in by_policy[policy])
                 med[policy] = statistics.median(eps)
                 ratio = f"{med['keep'] / med['system']:.2f}" if policy == "keep" else ""
-                print(f"| {name} | {impl} | {policy} | {med[policy]:,.0f} "
-                      f"({eps[0]:,.0f}–{eps[-1]:,.0f}) | {flt:,.0f} | {ratio} |")
+                lines.append(f"| {name} | {impl} | {policy} | {med[policy]:,.0f} "
+                             f"({eps[0]:,.0f}–{eps[-1]:,.0f}) | {flt:,.0f} | {ratio} |")
+    text = "\n".join(lines) + "\n"
+    print("\n" + text, end="")
+    for path, content in ((args.json, json.dumps(results, indent=1) + "\n"),
+                          (args.markdown, text)):
+        if path:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            atomic_write(path, content)
 
 
 if __name__ == "__main__":

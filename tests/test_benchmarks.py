@@ -93,13 +93,18 @@ def test_unknown_names_are_refused():
         assert err.value.code == 2
 
 
-def test_host_memory_benchmark_runs_each_policy_in_its_own_process():
+def test_host_memory_benchmark_runs_each_policy_in_its_own_process(tmp_path):
     """``benchmarks/host_memory.py``: one child per policy; the table has both rows."""
     script = ROOT / "benchmarks" / "host_memory.py"
     proc = subprocess.run([sys.executable, str(script), "--workloads", "mlp", "--rounds", "1",
-                           "--seconds", "0.2", "--no-torch"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+                           "--seconds", "0.2", "--no-torch", "--json", str(tmp_path / "h.json"),
+                           "--markdown", str(tmp_path / "h.md")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    saved = json.loads((tmp_path / "h.json").read_text())["mlp"]
+    assert [r["policy"]["applied"] for r in saved["keep"] + saved["system"]] == [
+        platform.libc_ver()[0] == "glibc" and sys.platform == "linux", False]
+    assert "| mlp | dlcourse | keep |" in (tmp_path / "h.md").read_text()
     rows = [line.split("|")[1:-1] for line in proc.stdout.splitlines()
             if line.startswith("| mlp | dlcourse |")]
     assert [r[2].strip() for r in rows] == ["system", "keep"], proc.stdout
