@@ -22,7 +22,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import time
 
 from dlcourse._io import atomic_write
 
@@ -51,17 +50,12 @@ def child(workload: str, seconds: float, with_torch: bool) -> dict:
                                                   gamma=peers.GAMMA)
     out = {"policy": dlcourse.host_memory.host_memory_policy()}
     for name, r in runners.items():
-        for _ in range(3):  # compile and warm up
-            r.sync(r.step())
+        peers._run(r, 3)  # compile and warm up
+        k = max(1, round(seconds / (peers._run(r, 3) / 3)))  # steps in about `seconds`
         f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        t0, n, loss = time.perf_counter(), 0, None
-        while time.perf_counter() - t0 < seconds:
-            loss = r.step()
-            r.sync(loss)
-            n += 1
-        t = time.perf_counter() - t0
+        t = peers._run(r, k)  # peers.py's timed round: k steps, then one sync
         faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
-        out[name] = {"examples_per_s": n * w.batch / t, "faults_per_step": faults / n}
+        out[name] = {"examples_per_s": k * w.batch / t, "faults_per_step": faults / k}
     return out
 
 

@@ -8,8 +8,8 @@ its mmap threshold (128 KiB at first, raised to at most 32 MiB as blocks are fre
 than twice that is free.  The next step then touches fresh pages, and every 4 KiB page
 costs a page fault and a zero fill.  The LSTM classifier of the benchmark
 (``benchmarks/peers.py``: T = 100, H = 128, B = 64) frees about 42 MiB per step: on a
-2-core AMD EPYC its step took 10,616 minor page faults and 34 ms (1,902 examples/s), and
-with the policy below 88 faults and 23 ms (2,826 examples/s; ``benchmarks/host_memory.py``,
+2-core AMD EPYC its step took 10,613 minor page faults and 33 ms (1,963 examples/s), and
+with the policy below 79 faults and 21 ms (2,990 examples/s; ``benchmarks/host_memory.py``,
 medians of three rounds).  PyTorch's LSTM in the same process gains as much or more.
 
 :func:`keep_host_memory` sets three of glibc's ``mallopt`` parameters so that freed
@@ -45,15 +45,19 @@ __all__ = ["ENV_VAR", "host_memory_policy", "keep_host_memory"]
 
 ENV_VAR = "DLCOURSE_HOST_MEMORY"  # "system": leave glibc's malloc as it is
 
-# mallopt(3) parameter numbers, from glibc's <malloc.h>.
-_M_TRIM_THRESHOLD = -1
-_M_TOP_PAD = -2
-_M_MMAP_THRESHOLD = -3
-
-_DEFAULTS = {"mmap_threshold": 1 << 30, "trim_threshold": 1 << 30, "top_pad": 64 << 20}
+# keep_host_memory's arguments -> mallopt(3)'s parameter numbers, from glibc's <malloc.h>
+_MALLOPT = {"mmap_threshold": -3, "trim_threshold": -1, "top_pad": -2}
 _INT_MAX = 2**31 - 1  # mallopt takes a C int
 
 _policy: dict[str, object] = {"applied": False, "reason": "not requested"}
+
+
+def _record(applied: bool, reason: str, **sizes: int) -> bool:
+    """What this process's malloc was told (mallopt has no getter): kept for
+    :func:`host_memory_policy`."""
+    _policy.clear()
+    _policy.update(applied=applied, reason=reason, **sizes)
+    return applied
 
 
 def _glibc() -> ctypes.CDLL | None:
@@ -70,9 +74,9 @@ def _glibc() -> ctypes.CDLL | None:
 
 def keep_host_memory(
     *,
-    mmap_threshold: int = _DEFAULTS["mmap_threshold"],
-    trim_threshold: int = _DEFAULTS["trim_threshold"],
-    top_pad: int = _DEFAULTS["top_pad"],
+    mmap_threshold: int = 1 << 30,
+    trim_threshold: int = 1 << 30,
+    top_pad: int = 64 << 20,
 ) -> bool:
     r"""Make glibc's ``malloc`` keep freed memory for the next step (the module docstring).
 
@@ -98,18 +102,11 @@ def keep_host_memory(
                 f"[0, {_INT_MAX}] (mallopt takes a C int)")
     libc = _glibc()
     if libc is None:
-        _policy.clear()
-        _policy.update(applied=False, reason=f"no glibc on {platform.system()}: nothing set")
-        return False
-    params = {"mmap_threshold": _M_MMAP_THRESHOLD, "trim_threshold": _M_TRIM_THRESHOLD,
-              "top_pad": _M_TOP_PAD}
-    refused = [name for name, value in sizes.items() if libc.mallopt(params[name], value) != 1]
-    _policy.clear()
+        return _record(False, f"no glibc on {platform.system()}: nothing set")
+    refused = [name for name, value in sizes.items() if libc.mallopt(_MALLOPT[name], value) != 1]
     if refused:
-        _policy.update(applied=False, reason=f"glibc refused {', '.join(refused)}")
-        return False
-    _policy.update(applied=True, reason="dlcourse.host_memory.keep_host_memory", **sizes)
-    return True
+        return _record(False, f"glibc refused {', '.join(refused)}")
+    return _record(True, "dlcourse.host_memory.keep_host_memory", **sizes)
 
 
 def host_memory_policy() -> dict[str, object]:
@@ -121,10 +118,10 @@ def _apply_on_import() -> None:
     """``import dlcourse``'s default: :func:`keep_host_memory` unless ``ENV_VAR=system``."""
     choice = os.environ.get(ENV_VAR, "keep").strip().lower()
     if choice == "system":
-        _policy.update(applied=False, reason=f"{ENV_VAR}=system")
+        _record(False, f"{ENV_VAR}=system")
     elif choice == "keep":
         keep_host_memory()
     else:  # a typo must not break ``import dlcourse``: say so, and leave malloc alone
-        _policy.update(applied=False, reason=f"{ENV_VAR}={choice!r} not understood")
+        _record(False, f"{ENV_VAR}={choice!r} not understood")
         warnings.warn(f"{ENV_VAR}={choice!r}; expected 'keep' (the default) or 'system': "
                       "glibc's malloc left as it is", RuntimeWarning, stacklevel=3)
