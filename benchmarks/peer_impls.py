@@ -49,13 +49,15 @@ class Runner:
 
     ``step()`` runs one training step and returns the loss (a device value, not
     waited for); ``sync(loss)`` waits until everything launched so far has finished;
-    ``count`` is the number of trainable parameters.
+    ``count`` is the number of trainable parameters; ``compiled``: the step is a JAX
+    compilation, which ``jax.clear_caches()`` sends back to tracing and compiling.
     """
 
     name: str
     count: int
     step: Callable[[], Any]
     sync: Callable[[Any], None]
+    compiled: bool = True
 
 
 def param_count(tree) -> int:
@@ -450,7 +452,7 @@ def build_torch(kind: str, weights, x, y, *, lr: float, gamma: float) -> Runner:
         if device == "cuda":
             torch.cuda.synchronize()
 
-    return Runner("torch", sum(p.numel() for p in trainable), step, sync)
+    return Runner("torch", sum(p.numel() for p in trainable), step, sync, compiled=False)
 
 
 BUILDERS = {"jax": build_jax, "nnx": build_nnx, "equinox": build_equinox, "torch": build_torch}

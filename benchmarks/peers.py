@@ -20,8 +20,14 @@ trainable-parameter count must equal dlcourse's (checked before timing) and its 
 losses (before and after one update) are compared with dlcourse's.  A peer whose package
 is missing is skipped, with a line saying so.
 
-**Timing**: the first step (for the JAX libraries: trace, compile and run; torch's first
-step) is timed alone, then warm-up steps, then interleaved rounds of k steps each, k
+**Timing**: first a small gradient is compiled and run (and a torch backward), charged to
+nobody: the process's first compilation pays for machinery that every later one reuses.
+The first step (for the JAX libraries: trace, compile and run) is timed in
+``--first-rounds`` interleaved rounds (3), each in a new random order, with
+``jax.clear_caches()`` before each JAX step so that every round compiles afresh; reported
+is the median (min-max); torch's first step is one, in the first round (with a
+persistent compilation cache set, ``JAX_COMPILATION_CACHE_DIR``, the JAX rows time cache
+reads). Then warm-up steps, then interleaved rounds of k steps each, k
 chosen so that a round of dlcourse takes ~0.25 s, each round in a new random order
 (``ORDER_SEED``): whoever runs right after PyTorch loses about 5% of its round (measured
 on the MLP, dlcourse or raw JAX alike; a pause before every round made all of them slower
@@ -52,8 +58,9 @@ under it too (``DLCOURSE_HOST_MEMORY=system`` runs all of them under glibc's def
 The header says which; ``benchmarks/host_memory.py`` measures each policy on its own.
 
 Run:   python benchmarks/peers.py [--quick] [--check] [--workloads=mlp,lenet5,lstm,elman,fit]
-       [--peers=jax,nnx,equinox,torch] [--rounds=N] [--json PATH] [--markdown PATH]
-Takes ~2 minutes on a 2-core CPU; ``--quick``: one round of one step, for a test.
+       [--peers=jax,nnx,equinox,torch] [--rounds=N] [--first-rounds=N] [--json PATH]
+       [--markdown PATH]
+Takes ~3 minutes on a 2-core CPU; ``--quick``: one round of one step, for a test.
 """
 
 from __future__ import annotations
@@ -185,19 +192,64 @@ def _run(runner: peer_impls.Runner, k: int) -> float:
     return time.perf_counter() - t0
 
 
-def first_two(runner: peer_impls.Runner) -> tuple[float, list[float]]:
-    """(seconds of the first step, the losses of steps 1 and 2)."""
-    t0 = time.perf_counter()
-    loss1 = runner.step()
-    runner.sync(loss1)
-    first = time.perf_counter() - t0
-    loss2 = runner.step()
-    runner.sync(loss2)
-    return first, [float(loss1), float(loss2)]
+def warm_up(torch_too: bool) -> None:
+    """Trace, compile and run a small gradient (and a torch backward), charged to nobody:
+    the process's first compilation pays for machinery every later one reuses, and would
+    otherwise land on whoever runs first in the first workload."""
+    def f(w, xs):
+        h, _ = jax.lax.scan(lambda h, x: (jnp.tanh(x @ w + h), None), jnp.zeros(8), xs)
+        return jnp.sum(h)
+
+    jax.block_until_ready(jax.jit(jax.grad(f))(jnp.eye(8), jnp.ones((4, 8))))
+    jax.clear_caches()
+    if torch_too:
+        import torch
+
+        w = torch.ones(8, 8, requires_grad=True)
+        torch.tanh(torch.ones(4, 8) @ w).sum().backward()
+
+
+def first_steps(runners: dict[str, peer_impls.Runner], rounds: int,
+                order: np.random.Generator) -> dict[str, dict]:
+    """Each runner's first step, in ``rounds`` interleaved rounds, each in a random order.
+
+    A compiled (JAX) runner's step is traced and compiled anew in every round
+    (``jax.clear_caches()`` just before it), so the median does not depend on who ran
+    first; torch's first step is one, in the first round.  Returns, per runner,
+    ``{"first_step_s": median, "first_step_range_s": [min, max], "losses": [1, 2]}``
+    with the losses of its steps 1 and 2.
+    """
+    seconds = {n: [] for n in runners}
+    losses = {n: [] for n in runners}
+
+    def timed(runner):
+        if runner.compiled:
+            jax.clear_caches()
+        t0 = time.perf_counter()
+        loss = runner.step()
+        runner.sync(loss)
+        return time.perf_counter() - t0, float(loss)
+
+    for r in range(rounds):
+        for n in order.permutation(list(runners)):
+            if r == 0 or runners[n].compiled:
+                t, loss = timed(runners[n])
+                seconds[n].append(t)
+                losses[n].append(loss)
+    rows = {}
+    for n, runner in runners.items():
+        if len(losses[n]) < 2:  # step 2, untimed
+            loss = runner.step()
+            runner.sync(loss)
+            losses[n].append(float(loss))
+        rows[n] = {"params": runner.count, "first_step_s": statistics.median(seconds[n]),
+                   "first_step_range_s": [min(seconds[n]), max(seconds[n])],
+                   "first_step_rounds": len(seconds[n]), "losses": losses[n][:2]}
+    return rows
 
 
 def bench_workload(name: str, w: Workload, peers: list[str], *, rounds: int,
-                   quick: bool) -> dict:
+                   first_rounds: int, quick: bool) -> dict:
     rng = np.random.default_rng(1)
     x = rng.standard_normal((w.batch, *w.input_shape), dtype=np.float32)
     y = rng.integers(0, K, w.batch).astype(np.int32)
@@ -208,10 +260,8 @@ def bench_workload(name: str, w: Workload, peers: list[str], *, rounds: int,
     counts = {n: r.count for n, r in runners.items()}
     if len(set(counts.values())) != 1:
         raise AssertionError(f"{name}: trainable parameter counts differ: {counts}")
-    rows = {}
-    for n, r in runners.items():
-        first, losses = first_two(r)
-        rows[n] = {"params": r.count, "first_step_s": first, "losses": losses}
+    order = np.random.default_rng(ORDER_SEED)
+    rows = first_steps(runners, first_rounds, order)
     ref = rows["dlcourse"]["losses"]
     for row in rows.values():
         row["loss_diff"] = max(abs(a - b) for a, b in zip(row["losses"], ref, strict=True))
@@ -220,7 +270,6 @@ def bench_workload(name: str, w: Workload, peers: list[str], *, rounds: int,
         _run(r, 1 if quick else 3)
     k = 1 if quick else max(1, min(500, round(0.25 / (_run(dl_runner, 3) / 3))))
     times = {n: [] for n in runners}
-    order = np.random.default_rng(ORDER_SEED)
     for _ in range(rounds):
         for n in order.permutation(list(runners)):
             times[n].append(_run(runners[n], k))
@@ -324,6 +373,12 @@ def _percent(share: float | None) -> str:
     return "-" if share is None else f"{100 * share:.1f}%"
 
 
+def _first(row: dict) -> str:
+    lo, hi = row["first_step_range_s"]
+    return (f"{row['first_step_s']:.2f}" if row["first_step_rounds"] == 1
+            else f"{row['first_step_s']:.2f} ({lo:.2f}–{hi:.2f})")
+
+
 def _host_memory(results: dict) -> str:
     policy = results.get("host_memory") or {}
     return ("dlcourse.host_memory kept" if policy.get("applied")
@@ -334,17 +389,19 @@ def markdown(results: dict) -> str:
     lines = [f"`benchmarks/peers.py`: {results['header']}", "",
              f"float32 matmul peak (n = {results['peak_n']}): "
              f"{results['peak_flops'] / 1e9:.1f} GFLOP/s; SGD + momentum 0.9; "
-             f"{results['rounds']} interleaved rounds, each in a random order"
+             f"{results['rounds']} interleaved rounds, each in a random order; first step "
+             f"(trace, compile, run): median of {results['first_rounds']} such rounds "
+             f"(torch: its one)"
              + (f"; torch: {results['torch']}" if results["torch"] else "")
              + f"; host memory (every peer in this process): {_host_memory(results)}.", ""]
     lines += ["| workload | implementation | params | examples/s, median (min–max) | "
-              "first step, s | share of peak |", "|---|---|---|---|---|---|"]
+              "first step, s, median (min–max) | share of peak |", "|---|---|---|---|---|---|"]
     for w in results["workloads"].values():
         for n, row in w["rows"].items():
             e = row["examples_per_s"]
             lines.append(f"| {w['label']} | {peer_impls.LABELS[n]} | {row['params']:,} | "
                          f"{e['median']:,.0f} ({e['min']:,.0f}–{e['max']:,.0f}) | "
-                         f"{row['first_step_s']:.2f} | {_percent(row['share_of_peak'])} |")
+                         f"{_first(row)} | {_percent(row['share_of_peak'])} |")
     if results["workloads"]:
         lines += ["", "| workload | FLOPs/step (analytic; XLA's count for dlcourse) | "
                   "best peer | dlcourse / best peer |", "|---|---|---|---|"]
@@ -390,6 +447,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workloads", default="mlp,lenet5,lstm,elman,fit")
     parser.add_argument("--peers", default=",".join(peer_impls.PEERS))
     parser.add_argument("--rounds", type=int, default=None, help="default 7 (--quick: 1)")
+    parser.add_argument("--first-rounds", type=int, default=None,
+                        help="rounds of first steps (compilations), default 3 (--quick: 1)")
     parser.add_argument("--length", type=int, default=100, help="T of the recurrent nets")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="torch.set_num_threads (default: every core)")
@@ -397,6 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", default=os.path.join(RESULTS, "peers.md"))
     args = parser.parse_args(argv)
     rounds = args.rounds or (1 if args.quick else 7)
+    first_rounds = args.first_rounds or (1 if args.quick else 3)
     table = workloads(args.length)
     names = [n for n in args.workloads.split(",") if n]
     unknown = sorted(set(names) - set(table) - {"fit"})
@@ -422,14 +482,16 @@ def main(argv: list[str] | None = None) -> int:
     peak_n = 512 if args.quick else 8192 if jax.default_backend() == "gpu" else 2048
     results: dict[str, Any] = {
         "header": header(), "peak_n": peak_n, "peak_flops": matmul_peak(peak_n),
-        "rounds": rounds, "quick": args.quick, "lr": LR, "gamma": GAMMA,
+        "rounds": rounds, "first_rounds": first_rounds, "quick": args.quick, "lr": LR, "gamma": GAMMA,
         "host_memory": dl.host_memory.host_memory_policy(),
         "torch": (f"{args.threads} threads, {peer_impls.torch_device()}"
                   if "torch" in peers else None),
         "workloads": {}, "skipped": skipped}
+    warm_up("torch" in peers)
     for name in (n for n in names if n != "fit"):
-        results["workloads"][name] = bench_workload(name, table[name], peers, rounds=rounds,
-                                                    quick=args.quick)
+        results["workloads"][name] = bench_workload(
+            name, table[name], peers, rounds=rounds, first_rounds=first_rounds,
+            quick=args.quick)
         # the peak again after each workload: the best of all, on a machine shared with others
         results["peak_flops"] = max(results["peak_flops"], matmul_peak(results["peak_n"]))
         w = results["workloads"][name]
