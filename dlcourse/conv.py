@@ -200,9 +200,12 @@ def conv_apply(
     ``lax.conv_general_dilated`` (NHWC/HWIO/NHWC; NWC/WIO/NWC in 1-D), except for 2-D
     layers with few input channels on narrow inputs (LeNet-5's), where XLA's CPU
     convolution is slow: there, on a CPU, the same sum is one matrix product with a
-    banded kernel matrix (:mod:`dlcourse._conv_banded`, chosen per shape at trace time
-    and per platform at lowering, ``lax.platform_dependent``; LeNet-5's conv1 and conv2
-    run forward+backward 2.5–3.7× and 1.4–2× faster, ``benchmarks/conv_speed.py``).
+    banded kernel matrix (:mod:`dlcourse._conv_banded`, chosen per shape at trace time;
+    per platform at trace time too where the default backend is the CPU, and otherwise
+    at lowering, ``lax.platform_dependent``, so that a GPU machine's ``jit`` onto its
+    CPU still gets it: tracing both branches under ``jax.grad`` added 0.03 s to
+    LeNet-5's 0.14 s trace; LeNet-5's conv1 and conv2 run forward+backward 2.5–3.7× and
+    1.4–2× faster, ``benchmarks/conv_speed.py``).
 
     Args:
       params: ``{"W": (k_h, k_w, C_i/g, C_o), "b": (C_o,)}`` (``"b"`` optional) or, in
@@ -240,7 +243,8 @@ def conv_apply(
 
     if use_banded(x.shape, w.shape, groups, out[-1]):  # on CPU only: GPUs convolve well
         banded = partial(banded_conv, stride=stride, pads=pads, out=out)
-        y = lax.platform_dependent(x, w, cpu=banded, default=xla_conv)
+        y = (banded(x, w) if jax.default_backend() == "cpu"
+             else lax.platform_dependent(x, w, cpu=banded, default=xla_conv))
     else:
         y = xla_conv(x, w)
     return y + params["b"] if "b" in params else y
