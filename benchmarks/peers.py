@@ -25,7 +25,9 @@ nobody: the process's first compilation pays for machinery that every later one 
 The first step (for the JAX libraries: trace, compile and run) is timed in
 ``--first-rounds`` interleaved rounds (3), each in a new random order, with
 ``jax.clear_caches()`` before each JAX step so that every round compiles afresh; reported
-is the median (min-max); torch's first step is one, in the first round (with a
+is the median (min-max), and of the JAX rows its parts as ``jax.monitoring`` reports
+them (:data:`COMPILE_PHASES`: tracing to a jaxpr, lowering to StableHLO, XLA's compilation;
+the rest is mostly running the step); torch's first step is one, in the first round (with a
 persistent compilation cache set, ``JAX_COMPILATION_CACHE_DIR``, the JAX rows time cache
 reads). Then warm-up steps, then interleaved rounds of k steps each, k
 chosen so that a round of dlcourse takes ~0.25 s, each round in a new random order
@@ -209,6 +211,21 @@ def warm_up(torch_too: bool) -> None:
         torch.tanh(torch.ones(4, 8) @ w).sum().backward()
 
 
+COMPILE_PHASES = {"trace": "/jax/core/compile/jaxpr_trace_duration",
+                  "lower": "/jax/core/compile/jaxpr_to_mlir_module_duration",
+                  "xla": "/jax/core/compile/backend_compile_duration"}
+"""The parts of a JAX first step, as ``jax.monitoring`` reports their durations."""
+
+_durations: dict[str, float] = {}
+
+
+def _record_duration(event: str, seconds: float, **_) -> None:
+    _durations[event] = _durations.get(event, 0.0) + seconds
+
+
+jax.monitoring.register_event_duration_secs_listener(_record_duration)
+
+
 def first_steps(runners: dict[str, peer_impls.Runner], rounds: int,
                 order: np.random.Generator) -> dict[str, dict]:
     """Each runner's first step, in ``rounds`` interleaved rounds, each in a random order.
@@ -216,26 +233,32 @@ def first_steps(runners: dict[str, peer_impls.Runner], rounds: int,
     A compiled (JAX) runner's step is traced and compiled anew in every round
     (``jax.clear_caches()`` just before it), so the median does not depend on who ran
     first; torch's first step is one, in the first round.  Returns, per runner,
-    ``{"first_step_s": median, "first_step_range_s": [min, max], "losses": [1, 2]}``
-    with the losses of its steps 1 and 2.
+    ``{"first_step_s": median, "first_step_range_s": [min, max], "losses": [1, 2],
+    "first_step_phases_s": {"trace": median, "lower": ..., "xla": ...}}`` with the losses
+    of its steps 1 and 2 and, for JAX, the medians of :data:`COMPILE_PHASES`.
     """
     seconds = {n: [] for n in runners}
     losses = {n: [] for n in runners}
+    phases = {n: {p: [] for p in COMPILE_PHASES} for n in runners}
 
-    def timed(runner):
+    def timed(n):
+        runner = runners[n]
         if runner.compiled:
             jax.clear_caches()
+        _durations.clear()
         t0 = time.perf_counter()
         loss = runner.step()
         runner.sync(loss)
-        return time.perf_counter() - t0, float(loss)
+        seconds[n].append(time.perf_counter() - t0)
+        losses[n].append(float(loss))
+        for p, event in COMPILE_PHASES.items():
+            if event in _durations:
+                phases[n][p].append(_durations[event])
 
     for r in range(rounds):
         for n in order.permutation(list(runners)):
             if r == 0 or runners[n].compiled:
-                t, loss = timed(runners[n])
-                seconds[n].append(t)
-                losses[n].append(loss)
+                timed(n)
     rows = {}
     for n, runner in runners.items():
         if len(losses[n]) < 2:  # step 2, untimed
@@ -244,7 +267,9 @@ def first_steps(runners: dict[str, peer_impls.Runner], rounds: int,
             losses[n].append(float(loss))
         rows[n] = {"params": runner.count, "first_step_s": statistics.median(seconds[n]),
                    "first_step_range_s": [min(seconds[n]), max(seconds[n])],
-                   "first_step_rounds": len(seconds[n]), "losses": losses[n][:2]}
+                   "first_step_rounds": len(seconds[n]), "losses": losses[n][:2],
+                   "first_step_phases_s": {p: statistics.median(v)
+                                           for p, v in phases[n].items() if v}}
     return rows
 
 
@@ -413,6 +438,16 @@ def markdown(results: dict) -> str:
                 "" if xla is None else f" ({xla / 1e6:,.0f} M)")
             lines.append(f"| {w['label']} | {flops} | {best} | "
                          f"{'-' if ratio is None else f'{ratio:.2f}'} |")
+    if results["workloads"]:
+        lines += ["", "| workload | implementation | first step: trace + lower + XLA compile "
+                  "+ the rest, s (medians) |", "|---|---|---|"]
+        for w in results["workloads"].values():
+            for n, row in w["rows"].items():
+                ph = row["first_step_phases_s"]
+                if set(ph) == set(COMPILE_PHASES):
+                    rest = row["first_step_s"] - sum(ph.values())
+                    lines.append(f"| {w['label']} | {peer_impls.LABELS[n]} | {ph['trace']:.3f} "
+                                 f"+ {ph['lower']:.3f} + {ph['xla']:.3f} + {rest:.3f} |")
     f = results.get("fit")
     if f:
         lines += ["", "| whole epochs | epoch s, median (min–max) | fit / loop throughput |",

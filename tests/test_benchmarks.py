@@ -63,6 +63,22 @@ def test_every_installed_peer_has_dlcourse_count_and_losses(run):
             assert row["examples_per_s"]["median"] > 0
 
 
+def test_first_steps_are_split_into_their_phases(run):
+    # jax.monitoring's trace / lower / XLA-compile durations happen inside the timed first
+    # step (a persistent compilation cache may skip XLA's); torch compiles nothing
+    results, md, _ = run
+    for w in results["workloads"].values():
+        for impl, row in w["rows"].items():
+            phases = row["first_step_phases_s"]
+            if impl == "torch":
+                assert phases == {}
+                continue
+            assert {"trace", "lower"} <= set(phases) <= {"trace", "lower", "xla"}, impl
+            assert all(s > 0 for s in phases.values())
+            assert sum(phases.values()) <= row["first_step_s"] + 1e-3, (impl, phases)
+    assert "trace + lower + XLA compile" in md
+
+
 def test_loop_follows_fit_exactly(run):
     fit = run[0]["fit"]
     assert fit["steps_per_epoch"] == 36  # MNIST-1D: 3,600 training signals, batch 100
