@@ -517,7 +517,8 @@ def main(argv: list[str] | None = None) -> int:
     peak_n = 512 if args.quick else 8192 if jax.default_backend() == "gpu" else 2048
     results: dict[str, Any] = {
         "header": header(), "peak_n": peak_n, "peak_flops": matmul_peak(peak_n),
-        "rounds": rounds, "first_rounds": first_rounds, "quick": args.quick, "lr": LR, "gamma": GAMMA,
+        "rounds": rounds, "first_rounds": first_rounds, "quick": args.quick, "lr": LR,
+        "gamma": GAMMA,
         "host_memory": dl.host_memory.host_memory_policy(),
         "torch": (f"{args.threads} threads, {peer_impls.torch_device()}"
                   if "torch" in peers else None),
