@@ -72,14 +72,78 @@ def test_elman_sequence_equals_vjp_of_the_scan(key, activation):
         cell = get_cell("elman", activation=activation)
 
         def scan(params, xs, h0):
-            return rnn_scan(cell, params, xs, initial_carry=h0, explicit_backprop=False)[0]
+            return rnn_scan(cell, params, xs, initial_carry=h0, explicit_backprop=False)
 
         ref, ref_vjp = jax.vjp(scan, params, xs, h0)
         out, out_vjp = jax.vjp(lambda p, x, h: elman_sequence(p, x, h, activation),
                                params, xs, h0)
         chex.assert_trees_all_close(out, ref, **TOL)
-        dhs = _normal(key, (B, T, H), 4)
-        chex.assert_trees_all_close(out_vjp(dhs), ref_vjp(dhs), **TOL)
+        cotangent = (_normal(key, (B, T, H), 4), _normal(key, (B, H), 5))
+        chex.assert_trees_all_close(out_vjp(cotangent), ref_vjp(cotangent), **TOL)
+
+
+READS = {  # what a loss reads of (hs, last state): the cotangents JAX hands the VJP
+    "last": lambda hs, last: jnp.sum(jnp.sin(last)),  # hs: a symbolic zero
+    "sequence": lambda hs, last: jnp.sum(jnp.sin(hs)),  # the last state: a symbolic zero
+    "both": lambda hs, last: jnp.sum(jnp.sin(hs)) + jnp.sum(last**2),
+}
+
+
+@pytest.mark.parametrize("read", list(READS))
+@pytest.mark.parametrize("cell, apply", [("lstm", lstm_apply_explicit),
+                                         ("elman", elman_apply_explicit)])
+def test_apply_explicit_gradient_whatever_the_loss_reads(key, cell, apply, read):
+    """Many-to-one (only the last state read: the backward scan carries its cotangent
+    and reads no per-step one), many-to-many, and both: jax.grad equal to autodiff
+    through the scan at 1e-10 in float64, for params, xs and the initial state."""
+    with jax.enable_x64(True):
+        params = _params(key, cell)
+        xs = _normal(key, (B, T, D), 1)
+        carry0 = rnn_scan(cell, params, xs, explicit_backprop=False)[1]  # a non-zero start
+        features = get_cell(cell).features
+
+        def explicit(p, x, c):
+            hs, carry = apply(p, x, c)
+            return READS[read](hs, features(carry))
+
+        def scan(p, x, c):
+            hs, carry = rnn_scan(cell, p, x, initial_carry=c, explicit_backprop=False)
+            return READS[read](hs, features(carry))
+
+        grads = jax.grad(explicit, argnums=(0, 1, 2))(params, xs, carry0)
+        chex.assert_trees_all_close(grads, jax.grad(scan, argnums=(0, 1, 2))(params, xs,
+                                                                             carry0), **TOL)
+        assert all(float(jnp.abs(g).max()) > 1e-3 for g in jax.tree.leaves(grads))
+
+
+def _reverse_scan_inputs(fn, *args) -> list[int]:
+    """The number of per-step arrays each reverse ``lax.scan`` in ``fn``'s jaxpr reads."""
+    counts = []
+
+    def walk(jaxpr):
+        for e in jaxpr.eqns:
+            if e.primitive.name == "scan" and e.params["reverse"]:
+                counts.append(len(e.invars) - e.params["num_consts"] - e.params["num_carry"])
+            for v in e.params.values():
+                inner = getattr(v, "jaxpr", v)
+                if hasattr(inner, "eqns"):
+                    walk(inner)
+
+    walk(jax.make_jaxpr(fn)(*args).jaxpr)
+    return counts
+
+
+@pytest.mark.parametrize("cell, apply", [("lstm", lstm_apply_explicit),
+                                         ("elman", elman_apply_explicit)])
+def test_many_to_one_backward_scan_reads_no_per_step_cotangent(key, cell, apply):
+    features = get_cell(cell).features
+    with jax.enable_x64(True):
+        params, xs = _params(key, cell), _normal(key, (B, T, D), 1)
+        counts = {read: _reverse_scan_inputs(jax.grad(
+            lambda p, f=f: f(*(lambda hs, c: (hs, features(c)))(*apply(p, xs)))), params)
+            for read, f in READS.items()}
+    assert len(counts["last"]) == len(counts["sequence"]) == 1  # the one backward walk
+    assert counts["last"][0] == counts["sequence"][0] - 1, counts
 
 
 def test_elman_sequence_gives_a_head_a_zero_gradient(key):
@@ -87,7 +151,7 @@ def test_elman_sequence_gives_a_head_a_zero_gradient(key):
         params = _params(key, "elman")
         params["head"] = {"W": jnp.ones((K, H)), "b": jnp.ones((K,))}
         xs, h0 = _normal(key, (B, T, D), 1), jnp.zeros((B, H))
-        grads = jax.grad(lambda p: jnp.sum(elman_sequence(p, xs, h0) ** 2))(params)
+        grads = jax.grad(lambda p: jnp.sum(elman_sequence(p, xs, h0)[0] ** 2))(params)
         chex.assert_trees_all_equal(grads["head"], jax.tree.map(jnp.zeros_like,
                                                                 params["head"]))
 

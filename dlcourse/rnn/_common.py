@@ -8,7 +8,9 @@ or hoists it out of the scan (:data:`dlcourse.rnn.scan.HOIST_INPUT`).
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
+from jax.custom_derivatives import SymbolicZero
 
 from dlcourse._types import Array, Params
 
@@ -34,3 +36,15 @@ def check_cotangent(fn: str, name: str, value: Array, shape: tuple[int, ...]) ->
             f"{fn}: {name} must have the shape of the outputs {shape}, got "
             f"{name}.shape={value.shape}."
         )
+
+
+def primal_values(tree):
+    """The arrays inside the ``CustomVJPPrimal`` leaves that the forward rule of a
+    ``custom_vjp`` with ``symbolic_zeros=True`` receives."""
+    return jax.tree.map(lambda p: p.value, tree)
+
+
+def dense_cotangent(ct, like: Array) -> Array:
+    """``ct``, or zeros like ``like`` where it is a ``SymbolicZero`` (nothing read that
+    output)."""
+    return jnp.zeros_like(like) if isinstance(ct, SymbolicZero) else ct

@@ -162,8 +162,7 @@ def elman_apply_explicit(
     check_sequences("elman_apply_explicit", xs, params["I"].shape[1])
     if h0 is None:
         h0 = zero_context(params, xs.shape[0])
-    hs = elman_sequence(params, xs, h0, activation)
-    return hs, hs[:, -1]
+    return elman_sequence(params, xs, h0, activation)
 
 
 def jordan_step(

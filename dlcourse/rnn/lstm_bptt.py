@@ -23,10 +23,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.custom_derivatives import SymbolicZero
 
 from dlcourse._checks import check_sequences
 from dlcourse._types import Array, Params
-from dlcourse.rnn._common import check_cotangent, input_projection
+from dlcourse.rnn._common import check_cotangent, dense_cotangent, input_projection, primal_values
 from dlcourse.rnn.fused import weight_gradients
 from dlcourse.rnn.lstm import Carry, lstm_forward, lstm_step, lstm_variant, lstm_zero_carry
 
@@ -84,14 +85,18 @@ def lstm_backward(
 
 
 def lstm_backward_from_cache(
-    params: Params, cache: dict[str, Array], dhs: Array, dC_T: Array | None = None
+    params: Params, cache: dict[str, Array], dhs: Array | None, dC_T: Array | None = None,
+    dh_T: Array | None = None,
 ) -> tuple[Params, Array, Carry]:
     r"""The walk of :func:`lstm_backward` on a cache of :func:`lstm_forward`.
 
-    ``dC_T`` is $\partial L / \partial C_T$ from outside (the final cell state read by
-    something after the sequence; 0 by default).  Returns ``(dparams, dxs, dcarry0)``,
-    ``dcarry0`` $= \{\partial L/\partial h_0, \partial L/\partial C_0\}$: the back carry
-    that leaves step 1.
+    ``dhs`` is $\bar h_t$ ``(B, T, H)``, or ``None`` where nothing outside read the
+    per-step outputs (many-to-one: the walk then reads no per-step cotangent); ``dC_T``
+    and ``dh_T`` are $\partial L / \partial C_T$ and $\partial L / \partial h_T$ from
+    outside (the final carry read after the sequence; 0 by default), the back carry
+    that enters step $T$.  Returns ``(dparams, dxs, dcarry0)``, ``dcarry0``
+    $= \{\partial L/\partial h_0, \partial L/\partial C_0\}$: the back carry that leaves
+    step 1.
     """
     variant = lstm_variant(params)
     peep = variant == "peephole"
@@ -100,11 +105,12 @@ def lstm_backward_from_cache(
     h_prev = jnp.concatenate([cache["h0"][None], cache["h"][:-1]])
     z0 = jnp.zeros_like(cache["h0"])
     dC_T = z0 if dC_T is None else dC_T
+    dh_T = z0 if dh_T is None else dh_T
 
     def body(back, step):
         dh_rec, dC_rec = back  # ∂L/∂h_t and ∂L/∂C_t through step t+1
         dh_ext, u, f, g, o, C, Cp = step
-        dh = dh_ext + dh_rec
+        dh = dh_rec if dh_ext is None else dh_ext + dh_rec
         tC = jnp.tanh(C)
         dzo = dh * tC * o * (1 - o)
         dC = dC_rec + dh * o * (1 - tC**2)
@@ -124,9 +130,9 @@ def lstm_backward_from_cache(
         return (dz @ W, dC_prev), dz
 
     f_all = cache.get("f", cache["u"])  # a placeholder for the 1997 LSTM, never read
-    steps = (jnp.swapaxes(dhs, 0, 1), cache["u"], f_all, cache["g"], cache["o"],
-             cache["C"], C_prev)
-    (dh0, dC0), dz = lax.scan(body, (z0, dC_T), steps, reverse=True)
+    steps = (None if dhs is None else jnp.swapaxes(dhs, 0, 1), cache["u"], f_all,
+             cache["g"], cache["o"], cache["C"], C_prev)
+    (dh0, dC0), dz = lax.scan(body, (dh_T, dC_T), steps, reverse=True)
     dparams, dxs = weight_gradients(params, dz, cache["x"], h_prev)  # one matmul each
     if peep:
         H = W.shape[-1]
@@ -137,30 +143,36 @@ def lstm_backward_from_cache(
 
 
 @jax.custom_vjp
-def _lstm_explicit(params: Params, xs: Array, carry0: Carry) -> tuple[Array, Array]:
-    """``(hs (B, T, H), C_T (B, H))``; its VJP is :func:`lstm_backward_from_cache`."""
+def _lstm_explicit(params: Params, xs: Array, carry0: Carry) -> tuple[Array, Carry]:
+    """``(hs (B, T, H), {"h": h_T, "C": C_T})``; its VJP is
+    :func:`lstm_backward_from_cache` (``symbolic_zeros``: a many-to-one loss, which reads
+    only the final carry, sends no per-step cotangent into the walk)."""
 
     def body(carry, x):
         new, h = lstm_step(params, carry, input_projection(params, x))
         return new, h
 
     carry, hs = lax.scan(body, carry0, jnp.swapaxes(xs, 0, 1))
-    return jnp.swapaxes(hs, 0, 1), carry["C"]
+    return jnp.swapaxes(hs, 0, 1), carry
 
 
 def _lstm_explicit_fwd(params, xs, carry0):
+    params, xs, carry0 = primal_values((params, xs, carry0))
     hs, cache = lstm_forward(params, xs, carry0=carry0)
-    return (hs, cache["C"][-1]), (params, cache)
+    return (hs, {"h": cache["h"][-1], "C": cache["C"][-1]}), (params, cache)
 
 
 def _lstm_explicit_bwd(residuals, cotangents):
     params, cache = residuals
-    dhs, dC_T = cotangents
-    dparams, dxs, dcarry0 = lstm_backward_from_cache(params, cache, dhs, dC_T)
+    dhs, dcarry = cotangents
+    z = cache["h0"]
+    dparams, dxs, dcarry0 = lstm_backward_from_cache(
+        params, cache, None if isinstance(dhs, SymbolicZero) else dhs,
+        dense_cotangent(dcarry["C"], z), dense_cotangent(dcarry["h"], z))
     return dparams, dxs.astype(cache["x"].dtype), dcarry0
 
 
-_lstm_explicit.defvjp(_lstm_explicit_fwd, _lstm_explicit_bwd)
+_lstm_explicit.defvjp(_lstm_explicit_fwd, _lstm_explicit_bwd, symbolic_zeros=True)
 
 
 def lstm_apply_explicit(
@@ -200,5 +212,4 @@ def lstm_apply_explicit(
     check_sequences("lstm_apply_explicit", xs, params["I"].shape[1])
     if carry0 is None:
         carry0 = lstm_zero_carry(params, xs.shape[0])
-    hs, C_T = _lstm_explicit(params, xs, carry0)
-    return hs, {"h": hs[:, -1], "C": C_T}
+    return _lstm_explicit(params, xs, carry0)
