@@ -28,11 +28,12 @@ Many-to-one: both custom VJPs return the last state as an output of its own and
 declare ``symbolic_zeros=True``, so when nothing reads the per-step outputs (a
 classifier's head on $h_T$ alone) JAX hands the backward pass a
 :class:`jax.custom_derivatives.SymbolicZero` for them, and the backward scan carries
-$\bar h_T$ in and reads no $(T, B, H)$ array of zeros.  Measured on the classifiers of
-``benchmarks/peers.py`` (the median of 5 first steps, ``jax.clear_caches()`` between, and
-of 7 rounds of steps; one run each, on a loaded machine): Elman's XLA compilation 0.57
-against 0.70 s before, its step 11.0 against 12.8 ms; the LSTM's compilation 0.69 against
-0.83 s, its step 49.8 against 51.2 ms.
+$\bar h_T$ in and reads no $(T, B, H)$ array of zeros.  ``benchmarks/peers.py``'s
+first-step split, XLA's compilation before and after: Elman 0.69 against 0.57-0.58 s,
+the LSTM 0.81 against 0.77-0.78 s; and in a one-off probe of the same classifiers (the
+median of 5 compilations and of 7 rounds of steps, one run each, on a loaded machine):
+Elman's compilation 0.70 against 0.57 s and its step 12.8 against 11.0 ms, the LSTM's
+compilation 0.83 against 0.69 s and its step 51.2 against 49.8 ms.
 
 Both are checked against ``jax.vjp`` of the scan driver in float64
 (``tests/test_rnn_fused.py``).
