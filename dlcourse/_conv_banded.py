@@ -21,8 +21,9 @@ Autodiff of these three steps gives matrix products for $\nabla_W$ and $\nabla_x
 (the transpose of the row concatenation is a sum of padded slices).  The product does
 $W_i / k_w$ times the useful multiply-adds (the zeros of the band), which pays only
 where XLA's convolution is slow: :func:`use_banded` decides per shape, at trace time.
-The output columns are cut into tiles (:data:`MIN_TILE_OUTPUTS`), each tile's input
-window a row of the batch, so that the waste is a tile's window over $k_w$ instead.
+The output columns are cut into tiles (:func:`output_tile`), each tile's input window
+a row of the product (rows ordered image, output row, tile, so that the product comes out
+NHWC, no transpose), so that the waste is a tile's window over $k_w$ instead.
 
 One difference from ``lax.conv_general_dilated``: an infinite or NaN input value meets
 the band's zeros ($0 \cdot \infty = \text{NaN}$), so it spreads NaN over its output row.
@@ -54,16 +55,24 @@ r"""Fewest outputs per row of one tile, $t \cdot C_o$ (:func:`output_tile`).
 
 The band wastes $W_i / k_w$ of its multiply-adds on zeros; cutting the output columns into
 tiles of $t$, each a product with the band of a $(t - 1) s_w + k_w$ columns wide input
-window (the windows side by side in the batch), wastes only $((t - 1) s_w + k_w) / k_w$.
-Too narrow a tile makes a product too thin to run fast (one column per tile is im2col).
+window (the windows side by side), wastes only $((t - 1) s_w + k_w) / k_w$.  Too narrow a
+tile makes a product too thin to run fast (one column per tile is im2col), and copies each
+input column into many windows, whose sum is the backward pass's most expensive part.
 Measured on a 2-core AMD EPYC, forward / forward+backward in ms, batch 128
-(``benchmarks/conv_speed.py`` then):  LeNet-5's conv1 (C_o = 6, W_o = 28) whole rows
-0.67 / 1.70, tiles of 1: 1.38 / 3.35, 2: 0.76 / 2.03, 4: 0.41 / 1.27, 7: 0.56 / 1.32;
-conv2 (C_o = 16, W_o = 10) whole rows 0.64 / 1.79, tiles of 1: 0.64 / 1.90,
-2: 0.49 / 1.26, 5: 0.52 / 1.38.  Tiles that do not divide $W_o$ (padded, cropped) were
-slower; they are not used.  24 picks the best of each (conv1: 7 tiles of 4, conv2: 5 of
-2); the LeNet-5 training step measured 4.39-4.55 ms with 32 (conv1 in 4 tiles of 7),
-4.11-4.17 ms with 24."""
+(``benchmarks/conv_speed.py`` then, the tiles still in the batch axis):  LeNet-5's conv1
+(C_o = 6, W_o = 28) whole rows 0.67 / 1.70, tiles of 1: 1.38 / 3.35, 2: 0.76 / 2.03,
+4: 0.41 / 1.27, 7: 0.56 / 1.32; conv2 (C_o = 16, W_o = 10) whole rows 0.64 / 1.79, tiles
+of 1: 0.64 / 1.90, 2: 0.49 / 1.26, 5: 0.52 / 1.38.  Tiles that do not divide $W_o$
+(padded, cropped) were slower; they are not used.  On a 2-core Intel Xeon with AVX-512,
+the whole LeNet-5 training step (median of 11 interleaved rounds of 20 steps, ms; conv1's
+tile, conv2's): (4, 2) 8.13–8.35, (4, 5) 7.64–7.80, (7, 5) 7.76, (4, 10) 8.70, (14, 5)
+8.11, (2, 2) 9.23: conv2 in 5 tiles of 2 copied each input column into 3 windows, in 2
+tiles of 5 into 2 at most (:data:`MAX_WINDOWS_PER_COLUMN`)."""
+
+MAX_WINDOWS_PER_COLUMN = 2
+r"""Most tile windows an input column is copied into (:func:`output_tile`): $t s_w \ge
+k_w - s_w$, i.e. a window $(t - 1) s_w + k_w$ at most twice the $t s_w$ columns between
+two tiles' windows."""
 
 MAX_BAND_ENTRIES = 1 << 20
 r"""Largest kernel matrix $T$ built (entries; 4 MiB in float32)."""
@@ -101,11 +110,14 @@ def _band(w: Array, w_in: int, w_out: int, stride: int, lo: int) -> Array:
     return band.reshape(kh * w_in * c_in, w_out * c_out)
 
 
-def output_tile(w_out: int, c_out: int) -> int:
+def output_tile(w_out: int, c_out: int, k_w: int = 1, s_w: int = 1) -> int:
     r"""Output columns per tile of :func:`banded_conv`: the smallest divisor $t$ of $W_o$
-    with $t \cdot C_o \ge$ :data:`MIN_TILE_OUTPUTS`, or $W_o$ (one tile) if none."""
+    with $t \cdot C_o \ge$ :data:`MIN_TILE_OUTPUTS` whose windows put each input column
+    in at most :data:`MAX_WINDOWS_PER_COLUMN` of them ($(t - 1) s_w + k_w \le 2 t s_w$),
+    or $W_o$ (one tile) if none."""
     return next((t for t in range(1, w_out + 1)
-                 if w_out % t == 0 and t * c_out >= MIN_TILE_OUTPUTS), w_out)
+                 if w_out % t == 0 and t * c_out >= MIN_TILE_OUTPUTS
+                 and (t - 1) * s_w + k_w <= MAX_WINDOWS_PER_COLUMN * t * s_w), w_out)
 
 
 def banded_conv(
@@ -130,34 +142,34 @@ def banded_conv(
     kh, kw, _, c_out = w.shape
     (lo_h, hi_h), (lo_w, hi_w) = pads
     h_out, w_out = out
-    tile = output_tile(w_out, c_out) if tile is None else tile
+    tile = output_tile(w_out, c_out, kw, stride[1]) if tile is None else tile
     if w_out % tile:
         raise ValueError(f"banded_conv: tile={tile} must divide W_o={w_out}")
     if lo_h or hi_h:
         x = jnp.pad(x, ((0, 0), (lo_h, hi_h), (0, 0), (0, 0)))
     if tile == w_out:
-        return _banded_rows(x, w, stride, lo_w, h_out, w_out)
-    # tiles side by side in the batch: tile t reads the (padded) input columns
-    # [t * tile * s_w, t * tile * s_w + win), its band starting at column 0
+        return _banded_rows(x[:, :, None], w, stride, lo_w, h_out, w_out)
+    # tile t reads the (padded) input columns [t * tile * s_w, t * tile * s_w + win), its
+    # band starting at column 0; the tiles sit after the rows, so that the product's rows
+    # are (n, i, t) and its output is NHWC as it comes
     x = jnp.pad(x, ((0, 0), (0, 0), (lo_w, hi_w), (0, 0)))
     tiles, win = w_out // tile, (tile - 1) * stride[1] + kw
     xt = jnp.stack([lax.slice_in_dim(x, t * tile * stride[1], t * tile * stride[1] + win,
-                                     axis=2) for t in range(tiles)], axis=1)
-    y = _banded_rows(xt.reshape(n * tiles, *xt.shape[2:]), w, stride, 0, h_out, tile)
-    y = y.reshape(n, tiles, h_out, tile, c_out).transpose(0, 2, 1, 3, 4)
-    return y.reshape(n, h_out, w_out, c_out)
+                                     axis=2) for t in range(tiles)], axis=2)
+    return _banded_rows(xt, w, stride, 0, h_out, tile)
 
 
 def _banded_rows(x: Array, w: Array, stride: tuple[int, int], lo_w: int, h_out: int,
                  w_out: int) -> Array:
-    """One banded product over whole rows of ``x`` (already padded in height)."""
-    n, _, w_in, c_in = x.shape
+    """One banded product over the column groups ``x (N, H, G, W, C_i)`` (padded in height;
+    ``G = 1``: whole rows); returns ``(N, H_o, G * W_o, C_o)``."""
+    n, _, groups, w_in, c_in = x.shape
     kh, _, _, c_out = w.shape
     rows = [
         lax.slice_in_dim(x, d, d + (h_out - 1) * stride[0] + 1, stride[0], axis=1)
-        .reshape(n * h_out, w_in * c_in)
+        .reshape(n * h_out * groups, w_in * c_in)
         for d in range(kh)
     ]
     lhs = rows[0] if kh == 1 else jnp.concatenate(rows, axis=-1)
     y = lhs @ _band(w, w_in, w_out, stride[1], lo_w)
-    return y.reshape(n, h_out, w_out, c_out)
+    return y.reshape(n, h_out, groups * w_out, c_out)

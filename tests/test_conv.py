@@ -282,10 +282,14 @@ def test_use_banded_picks_lenets_layers_only():
 def test_output_tile_for_lenets_layers():
     from dlcourse._conv_banded import banded_conv, output_tile
 
-    # the smallest divisor of W_o giving tile * C_o >= 24 outputs per row
-    assert output_tile(28, 6) == 4  # conv1: 7 tiles of 4 columns
-    assert output_tile(10, 16) == 2  # conv2
-    assert output_tile(1, 120) == 1 and output_tile(11, 6) == 11  # one tile
+    # the smallest divisor of W_o giving tile * C_o >= 24 outputs per row, each input
+    # column in at most 2 windows: (tile - 1) s + k <= 2 tile s
+    assert output_tile(28, 6, 5, 1) == 4  # conv1: 7 tiles of 4 columns, windows of 8
+    assert output_tile(10, 16, 5, 1) == 5  # conv2: not 2 (windows of 6, 3 per column)
+    assert output_tile(10, 16) == 2  # a 1-wide kernel: 2 is enough
+    assert output_tile(14, 16, 5, 2) == 2  # stride 2: windows of 7 every 4 columns
+    assert output_tile(14, 16, 5, 1) == 7  # stride 1: 2 would put a column in 3 windows
+    assert output_tile(1, 120, 5, 1) == 1 and output_tile(11, 6, 5, 1) == 11  # one tile
     with pytest.raises(ValueError, match="tile=3 must divide W_o=10"):
         banded_conv(jnp.zeros((1, 14, 14, 6)), jnp.zeros((5, 5, 6, 16)), (1, 1),
                     ((0, 0), (0, 0)), (10, 10), tile=3)
