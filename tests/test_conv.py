@@ -295,6 +295,21 @@ def test_output_tile_for_lenets_layers():
                     ((0, 0), (0, 0)), (10, 10), tile=3)
 
 
+def test_banded_conv_tiles_come_out_nhwc_without_a_transpose():
+    # the product's rows are (image, output row, tile): its output reshapes to NHWC as it
+    # is, where tiles in the batch axis needed a transpose of the whole output (and of its
+    # gradient in the backward pass)
+    from dlcourse._conv_banded import banded_conv
+
+    x, w = jnp.zeros((2, 32, 32, 1)), jnp.zeros((5, 5, 1, 6))  # conv1: 7 tiles of 4
+    jaxpr = jax.make_jaxpr(jax.grad(
+        lambda w, x: (banded_conv(x, w, (1, 1), ((0, 0), (0, 0)), (28, 28)) ** 2).sum(),
+        argnums=(0, 1)))(w, x)
+    transposed = [e.outvars[0].aval.size for e in jaxpr.jaxpr.eqns
+                  if e.primitive.name == "transpose"]
+    assert transposed and max(transposed) < 2 * 28 * 28 * 6, transposed  # the kernel's only
+
+
 def _cpu_program(fn, *args) -> str:
     return jax.jit(fn).lower(*args).as_text()  # the tests run on CPU
 
