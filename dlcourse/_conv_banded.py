@@ -161,15 +161,15 @@ def banded_conv(
 
 def _banded_rows(x: Array, w: Array, stride: tuple[int, int], lo_w: int, h_out: int,
                  w_out: int) -> Array:
-    """One banded product over the column groups ``x (N, H, G, W, C_i)`` (padded in height;
-    ``G = 1``: whole rows); returns ``(N, H_o, G * W_o, C_o)``."""
-    n, _, groups, w_in, c_in = x.shape
+    """One banded product over the tiles' windows ``x (N, H, T, W, C_i)`` (padded in height;
+    ``T = 1``: whole rows); returns ``(N, H_o, T * W_o, C_o)``."""
+    n, _, tiles, w_in, c_in = x.shape
     kh, _, _, c_out = w.shape
     rows = [
         lax.slice_in_dim(x, d, d + (h_out - 1) * stride[0] + 1, stride[0], axis=1)
-        .reshape(n * h_out * groups, w_in * c_in)
+        .reshape(n * h_out * tiles, w_in * c_in)
         for d in range(kh)
     ]
     lhs = rows[0] if kh == 1 else jnp.concatenate(rows, axis=-1)
     y = lhs @ _band(w, w_in, w_out, stride[1], lo_w)
-    return y.reshape(n, h_out, groups * w_out, c_out)
+    return y.reshape(n, h_out, tiles * w_out, c_out)
