@@ -110,7 +110,7 @@ def _band(w: Array, w_in: int, w_out: int, stride: int, lo: int) -> Array:
     return band.reshape(kh * w_in * c_in, w_out * c_out)
 
 
-def output_tile(w_out: int, c_out: int, k_w: int = 1, s_w: int = 1) -> int:
+def output_tile(w_out: int, c_out: int, k_w: int, s_w: int) -> int:
     r"""Output columns per tile of :func:`banded_conv`: the smallest divisor $t$ of $W_o$
     with $t \cdot C_o \ge$ :data:`MIN_TILE_OUTPUTS` whose windows put each input column
     in at most :data:`MAX_WINDOWS_PER_COLUMN` of them ($(t - 1) s_w + k_w \le 2 t s_w$),

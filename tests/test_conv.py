@@ -286,7 +286,7 @@ def test_output_tile_for_lenets_layers():
     # column in at most 2 windows: (tile - 1) s + k <= 2 tile s
     assert output_tile(28, 6, 5, 1) == 4  # conv1: 7 tiles of 4 columns, windows of 8
     assert output_tile(10, 16, 5, 1) == 5  # conv2: not 2 (windows of 6, 3 per column)
-    assert output_tile(10, 16) == 2  # a 1-wide kernel: 2 is enough
+    assert output_tile(10, 16, 1, 1) == 2  # a 1-wide kernel: 2 is enough
     assert output_tile(14, 16, 5, 2) == 2  # stride 2: windows of 7 every 4 columns
     assert output_tile(14, 16, 5, 1) == 7  # stride 1: 2 would put a column in 3 windows
     assert output_tile(1, 120, 5, 1) == 1 and output_tile(11, 6, 5, 1) == 11  # one tile
