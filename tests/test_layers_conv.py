@@ -1,5 +1,7 @@
 """Convolution and pooling layers (§3.1) under the layer protocol."""
 
+from functools import partial
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -17,6 +19,7 @@ from dlcourse.layers import (
     abstract_init,
     serial,
 )
+from dlcourse.layers.conv import pooled_conv
 
 
 def _shapes(tree):
@@ -160,3 +163,67 @@ def test_conv_hyper_parameters_checked_eagerly(key):
         Conv(4, 3).init(key, (10,))
     with pytest.raises(ShapeError, match="groups=2 must divide the input channels 3"):
         Conv(4, 3, groups=2).init(key, (5, 5, 3))
+
+
+# --- a convolution and its max pooling, pooled before the bias and the activation ------
+
+
+def _one_by_one(net, params, x):
+    """The chain's children applied in turn: the unfused reference of ``serial``."""
+    for name, layer in net.info["children"]:
+        x, _ = layer.apply(params.get(name, {}), {}, x)
+    return x
+
+
+@pytest.mark.parametrize("conv, pool, shape", [
+    (Conv(6, 5, activation="relu"), MaxPool(2), (16, 16, 1)),       # LeNet-5's C1-S2
+    (Conv(4, 3, padding=1), MaxPool(3, 2), (9, 9, 2)),               # no activation, overlapping
+    (Conv(3, 3, activation="relu", bias=False), MaxPool(2, padding=1), (8, 8, 2)),
+    (Conv(4, 3, activation="relu"), MaxPool(2), (11, 3)),            # 1-D, the floor drops one
+])
+def test_serial_pools_a_conv_before_its_bias_and_relu(key, conv, pool, shape):
+    # max_i relu(z_i + b) = relu(max_i z_i + b): the same values bit for bit (adding b
+    # rounds monotonically) and, in float64 where no two window entries tie, the same
+    # gradient (1e-12: the bias's sum runs over other positions in another order).
+    net = serial(conv, pool, Flatten())
+    assert set(net.apply.keywords["pooled"]) == {0}
+    with jax.enable_x64():
+        _, params, _ = net.init(key, shape)
+        params = jax.tree.map(lambda a: a.astype(jnp.float64), params)
+        if conv.info["bias"]:  # not the zeros of init: a bias that moves the maxima
+            params["conv1"]["b"] = jnp.linspace(-0.5, 0.5, conv.info["filters"])
+        x = jax.random.normal(jax.random.fold_in(key, 1), (3, *shape), jnp.float64)
+        y, _ = net.apply(params, {}, x)
+        np.testing.assert_array_equal(y, _one_by_one(net, params, x))
+
+        def loss(f):
+            return lambda p, x: jnp.sum(jnp.sin(f(p, x)))
+
+        got = jax.grad(loss(lambda p, x: net.apply(p, {}, x)[0]), (0, 1))(params, x)
+        want = jax.grad(loss(partial(_one_by_one, net)), (0, 1))(params, x)
+        chex.assert_trees_all_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_lenet5_adds_its_conv_biases_after_pooling(key):
+    # The pooled pairs are LeNet-5's C1-S2 and C3-S4: its traced step adds conv1's bias on
+    # (N, 14, 14, 6) and never on (N, 28, 28, 6).
+    from dlcourse.nets import lenet5
+
+    net = lenet5()
+    assert set(net.apply.keywords["pooled"]) == {0, 2}
+    _, params, _ = net.init(key, (32, 32, 1))
+    x = jnp.zeros((2, 32, 32, 1))
+    jaxpr = jax.make_jaxpr(lambda p: jax.grad(lambda p: net.apply(p, {}, x)[0].sum())(p))(params)
+    adds = {tuple(e.outvars[0].aval.shape) for e in jaxpr.jaxpr.eqns if e.primitive.name == "add"}
+    assert (2, 14, 14, 6) in adds and (2, 28, 28, 6) not in adds
+
+
+@pytest.mark.parametrize("conv, pool", [
+    (Conv(4, 3, activation="sigmoid"), MaxPool(2)),   # saturates: rounding ties move the gradient
+    (Conv(4, 3, activation="relu"), MeanPool(2)),     # relu does not commute with a mean
+    (Conv(4, 3, activation="relu", explicit_backprop=True), MaxPool(2)),
+    (Conv(4, 3, activation="relu"), MaxPool(2, explicit_backprop=True)),
+])
+def test_serial_leaves_other_pairs_as_they_are(conv, pool):
+    assert pooled_conv(conv, pool) is None
+    assert serial(conv, pool).apply.keywords["pooled"] == {}

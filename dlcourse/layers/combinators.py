@@ -30,6 +30,12 @@ results (a chain threads them, :func:`parallel` adds up the channels).  ``init``
 one row per leaf: a new combinator needs no edit anywhere else.  A shape that does not
 combine raises a :class:`~dlcourse.layers.ShapeError`; each enclosing combinator
 prefixes the child's name, so the message reads ``layer 'features.conv2' (Conv): ...``.
+
+Pooling first.  In a chain, a :func:`~dlcourse.layers.Conv` with ReLU or no activation
+followed by a :func:`~dlcourse.layers.MaxPool` runs as one step that pools before the
+bias and the activation (:func:`~dlcourse.layers.conv.pooled_conv`): the same values, on
+a quarter of the positions for a 2×2 pooling.  The ``params`` and ``state`` trees and
+the shape rule do not change.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ import jax.numpy as jnp
 from dlcourse import activations as act
 from dlcourse._checks import check_input, check_input_shape, check_key
 from dlcourse._types import Layer, Shape
+from dlcourse.layers.conv import pooled_conv
 from dlcourse.layers.shapes import ShapeError
 
 __all__ = [
@@ -193,14 +200,33 @@ def _serial_rule(input_shape, visit, *, children):
     return shape
 
 
-def _serial_apply(params, state, x, *, key=None, train=False, children):
+def _pooled_pairs(children: Children) -> dict[int, Callable]:
+    """``{i: apply}`` for each child ``i`` that is a convolution whose pooling, child
+    ``i + 1``, can go before its bias and activation (:func:`dlcourse.layers.pooled_conv`)."""
+    pairs, i = {}, 0
+    while i + 1 < len(children):
+        fused = pooled_conv(children[i][1], children[i + 1][1])
+        if fused is not None:
+            pairs[i] = fused
+        i += 2 if fused is not None else 1
+    return pairs
+
+
+def _serial_apply(params, state, x, *, key=None, train=False, children, pooled):
     x = _check_apply("serial.apply", x, key)
     new_state = {}
-    for i, (name, layer) in enumerate(children):
+    i = 0
+    while i < len(children):
+        name, layer = children[i]
+        if i in pooled:  # a convolution and its max pooling, neither with state
+            x = pooled[i](params.get(name, {}), x)
+            i += 2
+            continue
         x, s = layer.apply(params.get(name, {}), state.get(name, {}), x,
                            key=_child_key(key, i), train=train)
         if s:
             new_state[name] = s
+        i += 1
     return x, new_state
 
 
@@ -216,7 +242,7 @@ def serial(*layers: Layer | tuple[str, Layer]) -> Layer:
     children = name_children("serial", layers)
     rule = partial(_serial_rule, children=children)
     return Layer(combinator_init(children, rule),
-                 partial(_serial_apply, children=children),
+                 partial(_serial_apply, children=children, pooled=_pooled_pairs(children)),
                  {"kind": "serial", "children": children, "shape_rule": rule})
 
 
