@@ -227,3 +227,18 @@ def test_lenet5_adds_its_conv_biases_after_pooling(key):
 def test_serial_leaves_other_pairs_as_they_are(conv, pool):
     assert pooled_conv(conv, pool) is None
     assert serial(conv, pool).apply.keywords["pooled"] == {}
+
+
+def test_pooled_conv_is_exact_in_bfloat16(key):
+    # Adding the bias rounds monotonically in any float format: under mixed precision
+    # (bfloat16 compute) the pooled chain still equals its children one by one, bit for bit.
+    net = serial(Conv(6, 5, activation="relu"), MaxPool(2), Conv(4, 3), MaxPool(2), Flatten())
+    assert set(net.apply.keywords["pooled"]) == {0, 2}
+    _, params, _ = net.init(key, (16, 16, 1))
+    params = jax.tree.map(lambda a: a.astype(jnp.bfloat16), params)
+    params["conv1"]["b"] = jnp.linspace(-0.5, 0.5, 6, dtype=jnp.bfloat16)
+    x = jax.random.normal(jax.random.fold_in(key, 1), (4, 16, 16, 1), jnp.bfloat16)
+    y, _ = net.apply(params, {}, x)
+    assert y.dtype == jnp.bfloat16
+    np.testing.assert_array_equal(np.asarray(y, np.float32),
+                                  np.asarray(_one_by_one(net, params, x), np.float32))
