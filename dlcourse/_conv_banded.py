@@ -15,7 +15,10 @@ $C_i = 1$ and $6$: a few GFLOP/s, against a matrix product's tens).  For such la
   of shape $(k_h W_i C_i,\ W_o C_o)$, built from $W$ by a contraction with a constant
   0/1 tensor (so its gradient is the transposed contraction, no scatter); the width
   padding $lo, hi$ is folded into $T$ (its zero rows are never built);
-* $y = X T$, reshaped to $(N, H_o, W_o, C_o)$.
+* $y = X T$, reshaped to $(N, H_o, W_o, C_o)$.  The band is built as $T^\top$ and the
+  product contracts the second axes of $X$ and $T^\top$, so that the input gradient
+  $\nabla X = \nabla Y\, T^\top$ is a product with no transposed operand, which XLA's
+  CPU matmul runs faster (conv2's in LeNet-5: 0.43 against 0.50 ms; the step 2–4% faster).
 
 Autodiff of these three steps gives matrix products for $\nabla_W$ and $\nabla_x$ as well
 (the transpose of the row concatenation is a sum of padded slices).  The product does
@@ -97,8 +100,8 @@ def use_banded(
     )
 
 
-def _band(w: Array, w_in: int, w_out: int, stride: int, lo: int) -> Array:
-    """The banded matrix $T$, shape ``(k_h * W_i * C_i, W_o * C_o)``."""
+def _band_t(w: Array, w_in: int, w_out: int, stride: int, lo: int) -> Array:
+    """The banded matrix's transpose $T^\top$, shape ``(W_o * C_o, k_h * W_i * C_i)``."""
     kh, kw, c_in, c_out = w.shape
     select = np.zeros((w_in, w_out, kw), np.float32)  # select[p, j, d_j] = [p + lo = j s + d_j]
     for j in range(w_out):
@@ -106,8 +109,8 @@ def _band(w: Array, w_in: int, w_out: int, stride: int, lo: int) -> Array:
             p = j * stride + d - lo
             if 0 <= p < w_in:
                 select[p, j, d] = 1.0
-    band = jnp.einsum("pjb,abco->apcjo", jnp.asarray(select, w.dtype), w)
-    return band.reshape(kh * w_in * c_in, w_out * c_out)
+    band_t = jnp.einsum("pjb,abco->joapc", jnp.asarray(select, w.dtype), w)
+    return band_t.reshape(w_out * c_out, kh * w_in * c_in)
 
 
 def output_tile(w_out: int, c_out: int, k_w: int, s_w: int) -> int:
@@ -171,5 +174,6 @@ def _banded_rows(x: Array, w: Array, stride: tuple[int, int], lo_w: int, h_out: 
         for d in range(kh)
     ]
     lhs = rows[0] if kh == 1 else jnp.concatenate(rows, axis=-1)
-    y = lhs @ _band(w, w_in, w_out, stride[1], lo_w)
+    band_t = _band_t(w, w_in, w_out, stride[1], lo_w)
+    y = lax.dot_general(lhs, band_t, (((1,), (1,)), ((), ())))
     return y.reshape(n, h_out, tiles * w_out, c_out)
