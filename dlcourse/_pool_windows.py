@@ -125,15 +125,21 @@ def _upsample(a: Array, window, spatial) -> Array:
     return a
 
 
-def _first_winner(x: Array, y: Array, window) -> Array:
+def _first_winner(x: Array, window) -> Array:
     """Boolean mask of ``x``'s shape: True at the first maximum of each window
-    (row-major order), False elsewhere and on the rows the floor dropped."""
-    offsets = list(np.ndindex(*window))
-    out = y.shape[1:-1]
-    parts = windows(x, window, window, out)
-    first = jnp.full(y.shape, len(offsets) - 1, np.int32)
-    for r in range(len(offsets) - 2, -1, -1):
-        first = jnp.where(parts[r] == y, np.int32(r), first)
+    (row-major order; a NaN counts as the maximum: the first NaN, where PyTorch picks the
+    last), False elsewhere in the windows (the rows the floor dropped are the caller's
+    to crop).
+
+    The window's offset of its winner is an ``argmax`` over the window, a reduction,
+    which XLA computes once and stores; written as comparisons of the strided slices
+    with the maximum, XLA fused it into the gradient's spreading and computed it again at
+    each of the window's positions (LeNet-5's step: 5.2 against 4.7 ms)."""
+    blocks, axes = _blocks(x, window)  # (N, o_1, k_1, ..., C)
+    rest = [a for a in range(blocks.ndim) if a not in axes]
+    blocks = jnp.transpose(blocks, (*rest, *axes))
+    first = jnp.argmax(blocks.reshape(*blocks.shape[:len(rest)], -1), axis=-1)
+    first = first.astype(np.int32)  # (N, o_1, ..., C): the row-major offset of the winner
     spatial = x.shape[1:-1]
     rank = np.zeros(spatial, np.int32)  # row-major rank of each position in its window
     for grid, k in zip(np.meshgrid(*map(np.arange, spatial), indexing="ij"), window,
@@ -161,5 +167,5 @@ def block_max(x: Array, window: tuple[int, ...]) -> Array:
 def _block_max_jvp(window, primals, tangents):
     (x,), (dx,) = primals, tangents
     y = _slices_max(x, window)
-    winner = _first_winner(x, y, window)
+    winner = _first_winner(x, window)
     return y, _reshape_sum(jnp.where(winner, dx, jnp.zeros((), dx.dtype)), window)

@@ -275,3 +275,12 @@ def test_fast_max_pool_ties_and_padding():
     dx = jax.grad(lambda x: P.max_pool(x, 2, padding=1).sum())(x)
     np.testing.assert_array_equal(dx[0, :, 0], [1, 1, 0, 1, 0, 1, 0, 1, 0])
     np.testing.assert_array_equal(P.max_pool(x, 2, padding=1)[0, :, 0], [-1, -2, -4, -6, -8])
+
+
+def test_fast_max_pool_sends_a_nan_windows_gradient_to_its_first_nan():
+    # A NaN is the window's maximum (the output is NaN) and takes its gradient: the first
+    # NaN in row-major order (PyTorch's CPU kernel picks the last one).
+    x = jnp.array([[1.0, jnp.nan], [3.0, jnp.nan]]).reshape(1, 2, 2, 1)
+    y, vjp = jax.vjp(lambda x: P.max_pool(x, 2), x)
+    assert np.isnan(y).all()
+    np.testing.assert_array_equal(vjp(jnp.ones_like(y))[0][0, :, :, 0], [[0, 1], [0, 0]])
