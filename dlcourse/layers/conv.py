@@ -211,7 +211,7 @@ def pooled_conv(conv: Layer, pool: Layer) -> Callable[[Params, Array], Array] | 
     and ReLU's $\mathbf{1}_{z > 0}$ is read at the window's maximum) with the bias, the
     activation and their gradients on $1/k^2$ of the positions.  :func:`serial` runs every
     such pair this way.  LeNet-5's training step on a 2-core Intel Xeon: 5.9 against
-    6.4–6.6 ms, and 1.02–1.03× PyTorch in ``benchmarks/peers.py`` (0.89 before).  Two
+    6.4–6.6 ms; its ratio to PyTorch in ``benchmarks/peers.py`` 0.89 → 0.99.  Two
     cases differ: a rounding tie, $z_i < z_j$ with $z_i + b$ and $z_j + b$ rounded to one
     float, sends the gradient to $z_j$ instead of the first; and a NaN, which ReLU turns
     into 0 alone, now turns its whole window's output into 0.  Explicit-backprop layers
