@@ -202,7 +202,8 @@ def _serial_rule(input_shape, visit, *, children):
 
 def _pooled_pairs(children: Children) -> dict[int, Callable]:
     """``{i: apply}`` for each child ``i`` that is a convolution whose pooling, child
-    ``i + 1``, can go before its bias and activation (:func:`dlcourse.layers.pooled_conv`)."""
+    ``i + 1``, can go before its bias and activation
+    (:func:`dlcourse.layers.conv.pooled_conv`)."""
     pairs, i = {}, 0
     while i + 1 < len(children):
         fused = pooled_conv(children[i][1], children[i + 1][1])
