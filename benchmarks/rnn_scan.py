@@ -17,13 +17,17 @@ Prints five tables (numbers, not assertions; see DESIGN.md "Checks outside the c
    seconds) and whether two independent half-batch recurrences in one scan body run
    side by side: one chain of B = 64 against two chains of B = 32 (D = 32, T = 100).
    If XLA ran independent operations of the loop body concurrently, the two chains
-   would take about half the time of one on two idle cores.
+   would take about half the time of one on two idle cores;
+6. how many cores one product of the LSTM step's shape keeps busy, by its number of rows:
+   ``(M, 128) @ (128, 512)`` inside a ``fori_loop``, M = 64 (the step's batch) up to 2048:
+   GFLOP/s and CPU s / wall s.  XLA's CPU back-end splits a product over the cores only
+   above some size; the recurrence's own product, M = B = 64, is below it.
 
 Sections 1 and 2 pass ``explicit_backprop=False`` (autodiff through the driver's scan);
 the whole training step against PyTorch is ``benchmarks/rnn_speed.py``.
 
 Run:   .venv/bin/python benchmarks/rnn_scan.py [--quick] [--cells=lstm,gru] [--dims=2,128]
-       [--sections=1,2,3,4,5]
+       [--sections=1,2,3,4,5,6]
 Takes a few minutes on a 2-core CPU (``--quick``: T = 100 only, fewer repeats).
 """
 
@@ -186,6 +190,35 @@ def time_chains(T: int, D: int = 32, *, repeats: int) -> dict[str, tuple[float, 
     return {n: (statistics.median(wall[n]), sum(cpu[n]) / sum(wall[n])) for n in fns}
 
 
+def time_product_rows(rows: list[int], *, repeats: int) -> dict[int, tuple[float, float]]:
+    """``{M: (GFLOP/s, CPU s / wall s)}`` of ``(M, H) @ (H, 4H)`` products in a loop.
+
+    Each of the loop's 50 iterations scales the left operand (so that XLA cannot hoist
+    the product) and adds the product to a carried sum: one product per iteration, as
+    in the scanned step.
+    """
+    W = jax.random.normal(jax.random.PRNGKey(0), (H, 4 * H)) / H**0.5
+    out = {}
+    for m in rows:
+        A = jax.random.normal(jax.random.PRNGKey(1), (m, H))
+
+        @jax.jit
+        def loop(A, W):
+            def body(i, acc):
+                return acc + (A * (1.0 + 1e-6 * i)) @ W
+
+            return lax.fori_loop(0, 50, body, jnp.zeros((A.shape[0], W.shape[1])))
+
+        jax.block_until_ready(loop(A, W))
+        c0, t0 = _cpu_seconds(), time.perf_counter()
+        for _ in range(repeats):
+            jax.block_until_ready(loop(A, W))
+        wall, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
+        flops = 2 * m * H * 4 * H * 50 * repeats
+        out[m] = (flops / wall / 1e9, cpu / wall)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="T = 100 only, 3 repeats")
@@ -194,7 +227,7 @@ def main() -> None:
     parser.add_argument("--lengths", default="100,1000", help="sequence lengths T")
     parser.add_argument("--unrolls", default="1,4,16", help="unroll values (LSTM, D = 2)")
     parser.add_argument("--repeats", type=int, default=9)
-    parser.add_argument("--sections", default="1,2,3,4,5", help="tables to print")
+    parser.add_argument("--sections", default="1,2,3,4,5,6", help="tables to print")
     args = parser.parse_args()
     lengths = [100] if args.quick else [int(t) for t in args.lengths.split(",")]
     repeats = 3 if args.quick else args.repeats
@@ -262,6 +295,14 @@ def main() -> None:
         t = time_chains(100, repeats=max(repeats, 5))
         for name, label in (("one", "one, B = 64"), ("two", "two, B = 32 each")):
             print(f"| {label} | {t[name][0]:.4f} | {t[name][1]:.2f} |", flush=True)
+
+    if 6 in sections:
+        print(f"\n## 6. cores used by one (M, {H}) @ ({H}, {4 * H}) product in a loop\n")
+        print("| rows M | GFLOP/s | CPU s / wall s |")
+        print("|---|---|---|")
+        rows = [64, 256] if args.quick else [64, 128, 256, 512, 1024, 2048]
+        for m, (gflops, cores) in time_product_rows(rows, repeats=max(repeats, 5)).items():
+            print(f"| {m} | {gflops:.0f} | {cores:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
