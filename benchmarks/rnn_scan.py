@@ -1,6 +1,6 @@
 """Where should the input projection of a recurrence go, and how fast does a step compile?
 
-Prints five tables (numbers, not assertions; see DESIGN.md "Checks outside the code"):
+Prints six tables (numbers, not assertions; see DESIGN.md "Checks outside the code"):
 
 1. forward and forward+backward time of a many-to-one model (one recurrent layer and
    a dense head, mean squared error), B = 64, H = 128, for T = 100 and 1000, with the
