@@ -39,6 +39,7 @@ import platform
 import resource
 import statistics
 import time
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -154,6 +155,21 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _wall_and_cores(fns: dict, *, repeats: int) -> dict:
+    """``{name: (median wall s, CPU s / wall s)}`` of argument-less calls, interleaved
+    round after round as :func:`_times` does, after one warm-up call each."""
+    for fn in fns.values():
+        jax.block_until_ready(fn())
+    wall, cpu = {n: [] for n in fns}, {n: [] for n in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            c0, t0 = _cpu_seconds(), time.perf_counter()
+            jax.block_until_ready(fn())
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(_cpu_seconds() - c0)
+    return {n: (statistics.median(wall[n]), sum(cpu[n]) / sum(wall[n])) for n in fns}
+
+
 def time_chains(T: int, D: int = 32, *, repeats: int) -> dict[str, tuple[float, float]]:
     """``{"one" | "two": (median forward s, CPU s / wall s)}`` of the LSTM's scanned forward."""
     params = lstm_init(jax.random.PRNGKey(0), D, H)
@@ -180,14 +196,7 @@ def time_chains(T: int, D: int = 32, *, repeats: int) -> dict[str, tuple[float, 
     diff = float(jnp.max(jnp.abs(one(xs) - two(xs))))
     if diff > 1e-5:
         raise AssertionError(f"the two chains differ from one by {diff}")
-    wall, cpu = {n: [] for n in fns}, {n: [] for n in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            c0, t0 = _cpu_seconds(), time.perf_counter()
-            jax.block_until_ready(fn(xs))
-            wall[name].append(time.perf_counter() - t0)
-            cpu[name].append(_cpu_seconds() - c0)
-    return {n: (statistics.median(wall[n]), sum(cpu[n]) / sum(wall[n])) for n in fns}
+    return _wall_and_cores({n: partial(fn, xs) for n, fn in fns.items()}, repeats=repeats)
 
 
 def time_product_rows(rows: list[int], *, repeats: int) -> dict[int, tuple[float, float]]:
@@ -195,28 +204,22 @@ def time_product_rows(rows: list[int], *, repeats: int) -> dict[int, tuple[float
 
     Each of the loop's 50 iterations scales the left operand (so that XLA cannot hoist
     the product) and adds the product to a carried sum: one product per iteration, as
-    in the scanned step.
+    in the scanned step.  The rows are timed interleaved, median of ``repeats``.
     """
     W = jax.random.normal(jax.random.PRNGKey(0), (H, 4 * H)) / H**0.5
-    out = {}
-    for m in rows:
-        A = jax.random.normal(jax.random.PRNGKey(1), (m, H))
+    iterations = 50
 
-        @jax.jit
-        def loop(A, W):
-            def body(i, acc):
-                return acc + (A * (1.0 + 1e-6 * i)) @ W
+    @jax.jit
+    def loop(A):
+        def body(i, acc):
+            return acc + (A * (1.0 + 1e-6 * i)) @ W
 
-            return lax.fori_loop(0, 50, body, jnp.zeros((A.shape[0], W.shape[1])))
+        return lax.fori_loop(0, iterations, body, jnp.zeros((A.shape[0], W.shape[1])))
 
-        jax.block_until_ready(loop(A, W))
-        c0, t0 = _cpu_seconds(), time.perf_counter()
-        for _ in range(repeats):
-            jax.block_until_ready(loop(A, W))
-        wall, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
-        flops = 2 * m * H * 4 * H * 50 * repeats
-        out[m] = (flops / wall / 1e9, cpu / wall)
-    return out
+    fns = {m: partial(loop, jax.random.normal(jax.random.PRNGKey(1), (m, H))) for m in rows}
+    timed = _wall_and_cores(fns, repeats=repeats)
+    return {m: (2 * m * H * 4 * H * iterations / wall / 1e9, cores)
+            for m, (wall, cores) in timed.items()}
 
 
 def main() -> None:
