@@ -202,12 +202,12 @@ def time_chains(T: int, D: int = 32, *, repeats: int) -> dict[str, tuple[float, 
 def time_product_rows(rows: list[int], *, repeats: int) -> dict[int, tuple[float, float]]:
     """``{M: (GFLOP/s, CPU s / wall s)}`` of ``(M, H) @ (H, 4H)`` products in a loop.
 
-    Each of the loop's 50 iterations scales the left operand (so that XLA cannot hoist
+    Each of the loop's 200 iterations scales the left operand (so that XLA cannot hoist
     the product) and adds the product to a carried sum: one product per iteration, as
     in the scanned step.  The rows are timed interleaved, median of ``repeats``.
     """
     W = jax.random.normal(jax.random.PRNGKey(0), (H, 4 * H)) / H**0.5
-    iterations = 50
+    iterations = 200  # each call long enough (>= 15 ms) for getrusage's CPU time
 
     @jax.jit
     def loop(A):
